@@ -1,0 +1,101 @@
+//! Each service's own SQLite database: one file per service in the run
+//! directory, WAL mode, migrations embedded in the binary.
+//!
+//! SQLite allows one writer at a time. Rather than let concurrent write
+//! transactions race for the lock (and fail with `SQLITE_BUSY` when a read
+//! transaction tries to upgrade), every write goes through a one-connection
+//! pool, and reads through a separate pool that WAL lets run alongside.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// How long a statement waits for the database lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Concurrent readers per service; WAL lets them run beside the writer.
+const READERS: u32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot migrate database {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// A service's database: one writer connection, a few readers.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub write: SqlitePool,
+    pub read: SqlitePool,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) `<dir>/<service>.db` and applies `migrator`.
+    pub async fn open(dir: &Path, service: &str, migrator: &Migrator) -> Result<Self, DbError> {
+        let path = dir.join(format!("{service}.db"));
+        let open_err = |source| DbError::Open {
+            path: path.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        migrator
+            .run(&write)
+            .await
+            .map_err(|source| DbError::Migrate {
+                path: path.clone(),
+                source,
+            })?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open_err)?;
+        Ok(Self { write, read, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, so the files can be reopened by a restarted service.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// A cheap liveness query, for `/health`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Milliseconds since the Unix epoch, as stored in every `*_at` column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,205 @@
+//! Starting, stopping and crashing one service.
+//!
+//! A service is its router, its database and its background loops, all owned
+//! by one task. [`RunningService::stop`] drains in-flight requests;
+//! [`RunningService::crash`] kills the task and everything it owns at once,
+//! as a `kill -9` would, leaving the database file behind for a restart.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::ServiceClient;
+use crate::config::{link_name, Endpoints, ServiceName, SystemConfig};
+use crate::db::{Db, DbError};
+use crate::telemetry::{self, Telemetry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{service} needs the address of {target}, and none was configured")]
+    MissingEndpoint {
+        service: ServiceName,
+        target: ServiceName,
+    },
+    #[error("cannot bind {service} to {addr}: {source}")]
+    Bind {
+        service: ServiceName,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// What a service is given to start: who it is, where its data lives, how
+/// to reach the others.
+#[derive(Clone, Debug)]
+pub struct ServiceContext {
+    pub name: ServiceName,
+    pub data_dir: PathBuf,
+    pub config: Arc<SystemConfig>,
+    pub endpoints: Arc<Endpoints>,
+    pub http: reqwest::Client,
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl ServiceContext {
+    pub fn new(
+        name: ServiceName,
+        data_dir: PathBuf,
+        config: Arc<SystemConfig>,
+        endpoints: Arc<Endpoints>,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            name,
+            data_dir,
+            config,
+            endpoints,
+            http,
+            telemetry: Telemetry::new(name),
+        }
+    }
+
+    /// The client for this service's link to `to`, watched by telemetry.
+    pub fn client(&self, to: ServiceName) -> Result<ServiceClient, StartError> {
+        let base = self
+            .endpoints
+            .url(self.name, to)
+            .ok_or(StartError::MissingEndpoint {
+                service: self.name,
+                target: to,
+            })?;
+        let link = link_name(self.name, to);
+        let client = ServiceClient::new(
+            link.clone(),
+            base,
+            self.http.clone(),
+            self.config.resilience(&link),
+            self.config.seed_for(&link),
+        );
+        self.telemetry.watch(&client);
+        Ok(client)
+    }
+
+    /// Opens this service's database with its migrations.
+    pub async fn db(&self, migrator: &sqlx::migrate::Migrator) -> Result<Db, StartError> {
+        let db = Db::open(&self.data_dir, self.name.as_str(), migrator).await?;
+        self.telemetry.set_db(db.clone());
+        Ok(db)
+    }
+}
+
+/// A built service, ready to serve.
+pub struct Built {
+    pub router: Router,
+    pub db: Option<Db>,
+    /// Loops that live as long as the service (saga recovery, health checks).
+    /// Each must end when `life` is cancelled or be safe to drop at any await.
+    pub background: Vec<BoxFuture<'static, ()>>,
+}
+
+impl Built {
+    pub fn new(router: Router) -> Self {
+        Self {
+            router,
+            db: None,
+            background: Vec::new(),
+        }
+    }
+}
+
+/// A service serving on a loopback port.
+#[derive(Debug)]
+pub struct RunningService {
+    pub name: ServiceName,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    db: Option<Db>,
+}
+
+impl RunningService {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful stop: no new connections, in-flight requests finish.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        if let Some(db) = &self.db {
+            db.close().await;
+        }
+    }
+
+    /// Abrupt stop: every connection, request and loop dies where it is.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        if let Some(db) = &self.db {
+            db.close().await;
+        }
+    }
+}
+
+/// Serves a built service on `listener`, with the common routes and metrics.
+pub fn spawn(ctx: &ServiceContext, listener: TcpListener, built: Built) -> RunningService {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let app = built
+        .router
+        .merge(telemetry::routes(ctx.telemetry.clone()))
+        .fallback(crate::error::no_route)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.telemetry.clone(),
+            telemetry::track,
+        ));
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    let name = ctx.name;
+    let background = built.background;
+    let task = tokio::spawn(async move {
+        // The loops run inside this task so that aborting it (a crash) kills
+        // them too; a graceful stop ends them once the server has drained.
+        let loops = async move {
+            futures::future::join_all(background).await;
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            r = crate::server::run(listener, app, shutdown) => {
+                if let Err(e) = r { tracing::error!(service = %name, error = %e, "server failed"); }
+            }
+            _ = loops => {}
+        }
+    });
+    RunningService {
+        name: ctx.name,
+        addr,
+        data_dir: ctx.data_dir.clone(),
+        stop,
+        task,
+        db: built.db,
+    }
+}
+
+/// Binds `addr` (port 0 for any free port) on loopback or as given.
+pub async fn bind(service: ServiceName, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            service,
+            addr: addr.to_string(),
+            source,
+        })
+}

@@ -1,0 +1,314 @@
+//! catalog: products, their stock, and per-order reservations.
+//!
+//! Every reservation operation is keyed by order id and idempotent, so a
+//! saga may repeat any of them after a timeout:
+//! - `POST /reservations {"order_id","product_id","quantity"}` takes stock
+//!   (201; 200 when already reserved; 409 insufficient stock or already
+//!   released; 404 unknown product);
+//! - `POST /reservations/{order_id}/release` gives it back (a release that
+//!   comes first leaves a tombstone so a late reserve is refused);
+//! - `POST /reservations/{order_id}/commit` makes it final (order confirmed).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{now_ms, Db};
+use crate::error::{ApiError, Json, Path, Query};
+use crate::service::{Built, ServiceContext, StartError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/catalog");
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+    pub initial_stock: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+pub struct Reservation {
+    pub order_id: i64,
+    pub product_id: i64,
+    pub quantity: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub order_id: i64,
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+pub fn app(db: Db) -> Router {
+    Router::new()
+        .route("/products", post(create).get(list))
+        .route("/products/{id}", get(fetch))
+        .route("/reservations", post(reserve).get(reservations))
+        .route("/reservations/{order_id}/release", post(release))
+        .route("/reservations/{order_id}/commit", post(commit))
+        .with_state(db)
+}
+
+pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
+    let db = ctx.db(&MIGRATOR).await?;
+    let mut built = Built::new(app(db.clone()));
+    built.db = Some(db);
+    Ok(built)
+}
+
+async fn create(
+    State(db): State<Db>,
+    Json(new): Json<NewProduct>,
+) -> Result<(StatusCode, Json<Product>), ApiError> {
+    let mut problems = Vec::new();
+    if new.name.trim().is_empty() {
+        problems.push("name must not be empty");
+    }
+    if new.price_cents < 0 {
+        problems.push("price_cents must be >= 0");
+    }
+    if new.stock < 0 {
+        problems.push("stock must be >= 0");
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request("invalid product").with_detail(problems));
+    }
+    let product = sqlx::query_as::<_, Product>(
+        "INSERT INTO products (name, price_cents, stock, initial_stock, created_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING id, name, price_cents, stock, initial_stock",
+    )
+    .bind(new.name.trim())
+    .bind(new.price_cents)
+    .bind(new.stock)
+    .bind(new.stock)
+    .bind(now_ms())
+    .fetch_one(&db.write)
+    .await?;
+    Ok((StatusCode::CREATED, Json(product)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default = "default_limit")]
+    limit: i64,
+    #[serde(default)]
+    after: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+async fn list(
+    State(db): State<Db>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<Product>>, ApiError> {
+    let rows = sqlx::query_as::<_, Product>(
+        "SELECT id, name, price_cents, stock, initial_stock FROM products
+         WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(page.after)
+    .bind(page.limit.clamp(1, 1000))
+    .fetch_all(&db.read)
+    .await?;
+    Ok(Json(rows))
+}
+
+async fn fetch(State(db): State<Db>, Path(id): Path<i64>) -> Result<Json<Product>, ApiError> {
+    sqlx::query_as::<_, Product>(
+        "SELECT id, name, price_cents, stock, initial_stock FROM products WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&db.read)
+    .await?
+    .map(Json)
+    .ok_or_else(|| ApiError::not_found("product", id))
+}
+
+async fn reserve(
+    State(db): State<Db>,
+    Json(req): Json<ReserveRequest>,
+) -> Result<(StatusCode, Json<Reservation>), ApiError> {
+    if req.quantity <= 0 {
+        return Err(ApiError::bad_request("quantity must be > 0"));
+    }
+    let mut tx = db.write.begin().await?;
+    if let Some(existing) = sqlx::query_as::<_, Reservation>(
+        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
+    )
+    .bind(req.order_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    {
+        return match existing.status.as_str() {
+            "RELEASED" => Err(ApiError::conflict(format!(
+                "reservation for order {} was already released",
+                req.order_id
+            ))),
+            _ => Ok((StatusCode::OK, Json(existing))),
+        };
+    }
+    let stock: Option<i64> = sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
+        .bind(req.product_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let stock = stock.ok_or_else(|| ApiError::not_found("product", req.product_id))?;
+    if stock < req.quantity {
+        return Err(
+            ApiError::conflict("insufficient stock").with_detail(serde_json::json!({
+                "product_id": req.product_id, "available": stock, "requested": req.quantity
+            })),
+        );
+    }
+    let now = now_ms();
+    sqlx::query("UPDATE products SET stock = stock - ? WHERE id = ?")
+        .bind(req.quantity)
+        .bind(req.product_id)
+        .execute(&mut *tx)
+        .await?;
+    let reservation = sqlx::query_as::<_, Reservation>(
+        "INSERT INTO reservations (order_id, product_id, quantity, status, created_at, updated_at)
+         VALUES (?, ?, ?, 'RESERVED', ?, ?) RETURNING order_id, product_id, quantity, status",
+    )
+    .bind(req.order_id)
+    .bind(req.product_id)
+    .bind(req.quantity)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(reservation)))
+}
+
+async fn release(
+    State(db): State<Db>,
+    Path(order_id): Path<i64>,
+) -> Result<Json<Reservation>, ApiError> {
+    let mut tx = db.write.begin().await?;
+    let existing = sqlx::query_as::<_, Reservation>(
+        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let now = now_ms();
+    let released = match existing {
+        Some(r) if r.status == "RELEASED" => r,
+        Some(r) if r.status == "COMMITTED" => {
+            return Err(ApiError::conflict(format!(
+                "reservation for order {order_id} is committed; it cannot be released"
+            )))
+        }
+        Some(r) => {
+            sqlx::query("UPDATE products SET stock = stock + ? WHERE id = ?")
+                .bind(r.quantity)
+                .bind(r.product_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE reservations SET status = 'RELEASED', updated_at = ? WHERE order_id = ?",
+            )
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+            Reservation {
+                status: "RELEASED".into(),
+                ..r
+            }
+        }
+        None => {
+            // Release before reserve: remember it, so a reserve still in
+            // flight cannot take stock for an order already given up.
+            sqlx::query(
+                "INSERT INTO reservations (order_id, product_id, quantity, status, created_at, updated_at)
+                 VALUES (?, 0, 0, 'RELEASED', ?, ?)",
+            )
+            .bind(order_id)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Reservation {
+                order_id,
+                product_id: 0,
+                quantity: 0,
+                status: "RELEASED".into(),
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(Json(released))
+}
+
+async fn commit(
+    State(db): State<Db>,
+    Path(order_id): Path<i64>,
+) -> Result<Json<Reservation>, ApiError> {
+    let mut tx = db.write.begin().await?;
+    let existing = sqlx::query_as::<_, Reservation>(
+        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("reservation for order", order_id))?;
+    match existing.status.as_str() {
+        "COMMITTED" => Ok(Json(existing)),
+        "RELEASED" => Err(ApiError::conflict(format!(
+            "reservation for order {order_id} was released; it cannot be committed"
+        ))),
+        _ => {
+            sqlx::query(
+                "UPDATE reservations SET status = 'COMMITTED', updated_at = ? WHERE order_id = ?",
+            )
+            .bind(now_ms())
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Json(Reservation {
+                status: "COMMITTED".into(),
+                ..existing
+            }))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReservationFilter {
+    status: Option<String>,
+}
+
+/// Every reservation (optionally by status): final state for invariants.
+async fn reservations(
+    State(db): State<Db>,
+    Query(filter): Query<ReservationFilter>,
+) -> Result<Json<Vec<Reservation>>, ApiError> {
+    let rows = sqlx::query_as::<_, Reservation>(
+        "SELECT order_id, product_id, quantity, status FROM reservations
+         WHERE ?1 IS NULL OR status = ?1 ORDER BY order_id",
+    )
+    .bind(filter.status)
+    .fetch_all(&db.read)
+    .await?;
+    Ok(Json(rows))
+}

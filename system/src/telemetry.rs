@@ -1,0 +1,401 @@
+//! What every service exposes about itself: `GET /health`, `GET /info`,
+//! `GET /metrics` (Prometheus text) and `GET /circuit-breakers`, plus the
+//! request-metrics middleware. A service registers its own counters in the
+//! same registry at start-up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::client::ServiceClient;
+use crate::config::ServiceName;
+use crate::db::Db;
+use gauntlet_resilience::BreakerState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~3.3 s: loopback calls to sagas waiting on a slow provider.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// One label set of a service's own counters, e.g. `{kind="confirmed"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// A counter family labelled by `kind`, for a service's own events.
+pub type KindCounter = Family<KindLabel, Counter>;
+
+pub fn inc(family: &KindCounter, kind: &str) {
+    family
+        .get_or_create(&KindLabel {
+            kind: kind.to_string(),
+        })
+        .inc();
+}
+
+/// A service's telemetry: identity, uptime, metrics registry, watched clients.
+#[derive(Debug)]
+pub struct Telemetry {
+    pub service: ServiceName,
+    started: Instant,
+    started_unix_ms: i64,
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    clients: Arc<Mutex<Vec<ServiceClient>>>,
+    cpu: Mutex<CpuSample>,
+    db: Mutex<Option<Db>>,
+}
+
+impl Telemetry {
+    pub fn new(service: ServiceName) -> Arc<Self> {
+        let mut registry = Registry::with_prefix("gauntlet");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency, by route",
+            latency.clone(),
+        );
+        let clients = Arc::new(Mutex::new(Vec::new()));
+        registry.register_collector(Box::new(ClientsCollector(clients.clone())));
+        Arc::new(Self {
+            service,
+            started: Instant::now(),
+            started_unix_ms: crate::db::now_ms(),
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            clients,
+            cpu: Mutex::new(CpuSample::now()),
+            db: Mutex::new(None),
+        })
+    }
+
+    /// Registers one of the service's own counters.
+    pub fn counter(&self, name: &str, help: &str) -> KindCounter {
+        let family = KindCounter::default();
+        self.registry.lock().register(name, help, family.clone());
+        family
+    }
+
+    /// Puts a client's breaker and retry figures on `/metrics` and
+    /// `/circuit-breakers`.
+    pub fn watch(&self, client: &ServiceClient) {
+        self.clients.lock().push(client.clone());
+    }
+
+    /// The database `/health` pings.
+    pub fn set_db(&self, db: Db) {
+        *self.db.lock() = Some(db);
+    }
+
+    pub fn clients(&self) -> Vec<ServiceClient> {
+        self.clients.lock().clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock()) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// The routes every service serves, merged into its own router.
+pub fn routes(telemetry: Arc<Telemetry>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/info", get(info))
+        .route("/metrics", get(metrics))
+        .route("/circuit-breakers", get(circuit_breakers))
+        .with_state(telemetry)
+}
+
+/// Middleware counting every request by matched route and status.
+pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    t.latency
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    t.requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub service: ServiceName,
+    pub status: HealthStatus,
+    pub uptime_s: f64,
+    pub memory_bytes: u64,
+    pub cpu_percent: f64,
+    pub database: &'static str,
+    pub open_breakers: Vec<String>,
+}
+
+async fn health(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
+    let db = t.db.lock().clone();
+    let database = match db {
+        None => "none",
+        Some(db) => match tokio::time::timeout(Duration::from_secs(1), db.ping()).await {
+            Ok(Ok(())) => "ok",
+            _ => "failing",
+        },
+    };
+    let open_breakers: Vec<String> = t
+        .clients()
+        .iter()
+        .filter(|c| c.policy().breaker().state() != BreakerState::Closed)
+        .map(|c| c.link().to_string())
+        .collect();
+    let status = if database == "failing" {
+        HealthStatus::Unhealthy
+    } else if !open_breakers.is_empty() {
+        HealthStatus::Degraded
+    } else {
+        HealthStatus::Healthy
+    };
+    let code = match status {
+        HealthStatus::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    let cpu_percent = t.cpu.lock().percent_since();
+    let body = Health {
+        service: t.service,
+        status,
+        uptime_s: t.uptime().as_secs_f64(),
+        memory_bytes: resident_bytes(),
+        cpu_percent,
+        database,
+        open_breakers,
+    };
+    (code, axum::Json(body))
+}
+
+async fn info(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
+    let dependencies: serde_json::Map<String, serde_json::Value> = t
+        .clients()
+        .iter()
+        .map(|c| (c.link().to_string(), c.base().into()))
+        .collect();
+    let database =
+        t.db.lock()
+            .as_ref()
+            .map(|db| db.path().display().to_string());
+    axum::Json(serde_json::json!({
+        "service": t.service,
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "started_at_ms": t.started_unix_ms,
+        "database": database,
+        "dependencies": dependencies,
+    }))
+}
+
+async fn metrics(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        t.encode(),
+    )
+}
+
+async fn circuit_breakers(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
+    let breakers: Vec<serde_json::Value> = t
+        .clients()
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "link": c.link(),
+                "target": c.base(),
+                "breaker": c.policy().breaker().snapshot(),
+                "calls": c.policy().stats(),
+                "transitions": c.policy().breaker().transitions(),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "service": t.service, "breakers": breakers }))
+}
+
+/// A counter read from a client at scrape time: name, help, how to read it.
+type CounterSpec = (&'static str, &'static str, fn(&ServiceClient) -> u64);
+
+/// Encodes breaker and retry figures of the watched clients at scrape time,
+/// straight from their snapshots (no second copy of the counts to drift).
+#[derive(Debug)]
+struct ClientsCollector(Arc<Mutex<Vec<ServiceClient>>>);
+
+impl Collector for ClientsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let clients = self.0.lock().clone();
+        {
+            let mut family = encoder.encode_descriptor(
+                "breaker_state",
+                "Circuit breaker state per link: 1 for the current state",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &clients {
+                let state = c.policy().breaker().state();
+                for s in [
+                    BreakerState::Closed,
+                    BreakerState::Open,
+                    BreakerState::HalfOpen,
+                ] {
+                    let labels = [("link", c.link().to_string()), ("state", s.to_string())];
+                    ConstGauge::new(i64::from(state == s))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let counters: [CounterSpec; 6] = [
+            (
+                "breaker_transitions",
+                "Circuit breaker state transitions per link",
+                |c| c.policy().breaker().snapshot().transitions,
+            ),
+            ("client_calls", "Calls made per link", |c| {
+                c.policy().stats().calls
+            }),
+            ("client_retries", "Retries per link", |c| {
+                c.policy().stats().retries
+            }),
+            ("client_timeouts", "Attempts that timed out per link", |c| {
+                c.policy().stats().timeouts
+            }),
+            (
+                "client_rejected",
+                "Calls rejected by an open breaker per link",
+                |c| c.policy().stats().rejected,
+            ),
+            ("client_failures", "Calls that failed per link", |c| {
+                c.policy().stats().failures
+            }),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for c in &clients {
+                let labels = [("link", c.link().to_string())];
+                ConstCounter::new(value(c)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resident memory of this process, from /proc (0 where there is none).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// CPU time of this process, to report a percentage between two health checks.
+#[derive(Debug)]
+struct CpuSample {
+    at: Instant,
+    ticks: u64,
+}
+
+impl CpuSample {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            ticks: cpu_ticks(),
+        }
+    }
+
+    fn percent_since(&mut self) -> f64 {
+        let next = Self::now();
+        let wall = next.at.duration_since(self.at).as_secs_f64();
+        // Linux reports CPU time in clock ticks of 1/100 s.
+        let cpu = next.ticks.saturating_sub(self.ticks) as f64 / 100.0;
+        *self = next;
+        if wall > 0.0 {
+            cpu / wall * 100.0
+        } else {
+            0.0
+        }
+    }
+}
+
+fn cpu_ticks() -> u64 {
+    // Fields 14 and 15 of /proc/self/stat (utime, stime), counted after the
+    // command name, which is in parentheses and may contain spaces.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
