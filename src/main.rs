@@ -5,6 +5,7 @@
 //!
 //! - `main.rs`: argument parsing and logging
 //! - `cmd/serve.rs`: `gauntlet serve`, the whole system or one service
+//! - `cmd/proxy.rs`: `gauntlet proxy`, the fault proxy on its own
 
 mod cmd;
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run the reference system (every service, or one with --service).
     Serve(cmd::serve::ServeArgs),
+    /// Run the Toxiproxy-compatible fault proxy on its own.
+    Proxy(cmd::proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Proxy(args) => cmd::proxy::run(args).await,
         }
     });
     match result {

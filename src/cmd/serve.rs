@@ -12,12 +12,15 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use gauntlet::stack::{Stack, StackOptions};
 use gauntlet_system::config::Endpoints;
 use gauntlet_system::service::ServiceContext;
-use gauntlet_system::{ServiceName, System, SystemConfig, SystemOptions};
+use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
 
 /// The gateway's port when none is given, so the README's curl lines work.
 pub const DEFAULT_GATEWAY_PORT: u16 = 8080;
+/// Toxiproxy's own default control port, so its tooling finds ours.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8474";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -29,9 +32,13 @@ pub struct ServeArgs {
     /// (then removed on exit).
     #[arg(long, env = "GAUNTLET_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// The gateway's port on 127.0.0.1 (whole system). 0 picks a free one.
+    /// The gateway's port on 127.0.0.1 (whole system): clients reach it
+    /// through the `gateway` fault proxy listening there. 0 picks a free one.
     #[arg(long, default_value_t = DEFAULT_GATEWAY_PORT)]
     gateway_port: u16,
+    /// Where the Toxiproxy-compatible fault API listens (whole system).
+    #[arg(long, default_value = DEFAULT_API_ADDR)]
+    api_listen: std::net::SocketAddr,
     /// With --service: the address to listen on.
     #[arg(long, env = "GAUNTLET_LISTEN", default_value = "127.0.0.1:0")]
     listen: String,
@@ -80,30 +87,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve_all(args: ServeArgs, config: SystemConfig) -> anyhow::Result<ExitCode> {
-    let mut addrs = BTreeMap::new();
-    addrs.insert(
-        ServiceName::Gateway,
-        format!("127.0.0.1:{}", args.gateway_port),
-    );
-    let opts = SystemOptions {
-        data_dir: args.data_dir,
-        config,
-        addrs,
+    let opts = StackOptions {
+        system: SystemOptions {
+            data_dir: args.data_dir,
+            config,
+            addrs: BTreeMap::new(),
+        },
+        gateway_listen: Some(format!("127.0.0.1:{}", args.gateway_port)),
+        api_listen: Some(args.api_listen),
     };
-    let mut system = System::start(opts)
+    let mut stack = Stack::start(opts)
         .await
         .context("cannot start the system")?;
-    println!("gateway       {}", system.url(ServiceName::Gateway));
-    for name in ServiceName::ALL {
-        if name != ServiceName::Gateway {
-            println!("{:<13} {}", name.as_str(), system.url(name));
+    println!("gateway       {}", stack.gateway_url());
+    {
+        let system = stack.system.lock().await;
+        println!("  (direct)    {}", system.url(ServiceName::Gateway));
+        for name in ServiceName::ALL {
+            if name != ServiceName::Gateway {
+                println!("{:<13} {}", name.as_str(), system.url(name));
+            }
         }
+        println!("data dir      {}", system.data_dir().display());
     }
-    println!("data dir      {}", system.data_dir().display());
+    if let Some(api) = stack.api_addr() {
+        println!(
+            "fault API     http://{api}  (Toxiproxy-compatible; GET /proxies lists every link)"
+        );
+    }
     println!("Ctrl-C to stop.");
     shutdown_signal().await;
     eprintln!("stopping...");
-    system.stop().await;
+    stack.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,7 +162,7 @@ async fn serve_one(
 }
 
 /// Ctrl-C, or SIGTERM as a container runtime sends.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -8,12 +8,16 @@
 //! | 2xx                                   | –               | success  | `Ok`        |
 //! | 4xx (the request was wrong)           | no              | success  | `Status`    |
 //! | 5xx, refused connection               | if retryable    | failure  | `Unavailable` |
+//!
+//! (`Unavailable` says whether any attempt reached the target: a refused
+//! connection certainly did nothing, a 5xx may have.)
 //! | timeout, connection lost mid-request  | if retryable    | failure  | `Unknown`   |
 //! | breaker open                          | no              | –        | `Rejected`  |
 //!
 //! `Unknown` is kept apart from `Unavailable` on purpose: after a timeout or a
 //! lost reply the target may have acted, so only an idempotent follow-up is safe.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -43,6 +47,8 @@ pub enum ClientError {
         link: String,
         attempts: u32,
         detail: String,
+        /// Whether any attempt reached the target (and so may have acted).
+        reached: bool,
     },
     #[error("{link}: answered {status}: {}", body.error)]
     Status {
@@ -61,9 +67,15 @@ impl ClientError {
         }
     }
 
-    /// True when the target may have carried out the request.
+    /// True when the target may have carried out the request: a timeout,
+    /// a lost reply, or a 5xx. False when the breaker or a refused
+    /// connection kept every attempt from reaching it, or it answered 4xx.
     pub fn maybe_applied(&self) -> bool {
-        matches!(self, Self::Unknown { .. })
+        match self {
+            Self::Unknown { .. } => true,
+            Self::Unavailable { reached, .. } => *reached,
+            Self::Rejected { .. } | Self::Status { .. } => false,
+        }
     }
 }
 
@@ -182,6 +194,7 @@ impl ServiceClient {
             link: self.link.clone(),
             attempts: 0,
             detail: format!("cannot encode request: {e}"),
+            reached: false,
         })?;
         let retryable = idempotent || idempotency_key.is_some();
         let raw = self
@@ -206,6 +219,7 @@ impl ServiceClient {
         retryable: bool,
     ) -> Result<RawResponse, ClientError> {
         let url = format!("{}{}", self.base, path_and_query);
+        let reached = AtomicBool::new(false);
         let result = self
             .policy
             .call(retryable, |_attempt| {
@@ -216,14 +230,17 @@ impl ServiceClient {
                 if let Some(b) = &body {
                     req = req.body(b.clone());
                 }
+                let reached = &reached;
                 async move {
                     let resp = req.send().await.map_err(|e| {
                         if e.is_connect() {
                             Failure::Transient(AttemptError::Refused(error_chain(&e)))
                         } else {
+                            reached.store(true, Ordering::Relaxed);
                             Failure::Transient(AttemptError::Lost(error_chain(&e)))
                         }
                     })?;
+                    reached.store(true, Ordering::Relaxed);
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     let body = resp
@@ -244,10 +261,10 @@ impl ServiceClient {
                 }
             })
             .await;
-        result.map_err(|e| self.classify(e))
+        result.map_err(|e| self.classify(e, reached.load(Ordering::Relaxed)))
     }
 
-    fn classify(&self, e: CallError<AttemptError>) -> ClientError {
+    fn classify(&self, e: CallError<AttemptError>, reached: bool) -> ClientError {
         let link = self.link.clone();
         match e {
             CallError::Rejected(_) => ClientError::Rejected { link },
@@ -273,6 +290,7 @@ impl ServiceClient {
                     link,
                     attempts,
                     detail: other.to_string(),
+                    reached,
                 },
             },
         }
@@ -283,6 +301,7 @@ impl ServiceClient {
             link: self.link.clone(),
             attempts: 1,
             detail: format!("undecodable response: {e}"),
+            reached: true,
         })
     }
 }

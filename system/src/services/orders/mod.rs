@@ -3,8 +3,9 @@
 //! - `POST /orders {"user_id","product_id","quantity","flow"}` with an
 //!   optional `Idempotency-Key` header (the same key returns the same order,
 //!   200). A `sync` order runs its saga in the request and comes back 201
-//!   `CONFIRMED` or `CANCELLED` (202 `PENDING` if the saga outlives the
-//!   request's deadline; recovery finishes it).
+//!   `CONFIRMED` or `CANCELLED` (202 `PENDING` when a compensation or the
+//!   final commit cannot complete while the client waits, or the saga
+//!   outlives the request's deadline; recovery finishes it).
 //! - `GET /orders/{id}`: the order and its saga log.
 //! - `GET /orders[?status=&open=true&after=&limit=]`: orders, for checkers.
 //!
@@ -226,7 +227,8 @@ async fn place(
         tokio::time::timeout(SYNC_DEADLINE, st.saga.drive(order.id, Until::Terminal)).await;
     drop(claim);
     match driven {
-        Ok(Ok(order)) => Ok((StatusCode::CREATED, Json(order))),
+        Ok(Ok(order)) if order.is_terminal() => Ok((StatusCode::CREATED, Json(order))),
+        Ok(Ok(order)) => Ok((StatusCode::ACCEPTED, Json(order))),
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(_) => {
             let order = store::get(&st.db, order.id)

@@ -43,6 +43,11 @@ pub const MUST_SUCCEED_BACKOFF: RetryConfig = RetryConfig {
     max_delay: Duration::from_secs(1),
 };
 
+/// How many rounds a must-succeed step (a compensation, committing the
+/// reservation) gets while a client waits; after that the client is told
+/// the order is still PENDING and recovery carries on without a deadline.
+pub const REQUEST_PATIENCE: u32 = 3;
+
 /// The dependencies of the saga.
 #[derive(Clone)]
 pub struct Saga {
@@ -102,22 +107,32 @@ impl Saga {
             let order = store::get(&self.db, id)
                 .await?
                 .ok_or(SagaError::NotFound(id))?;
-            match order.saga_step.as_str() {
+            let patience = match until {
+                Until::Terminal => Some(REQUEST_PATIENCE),
+                Until::Done => None,
+            };
+            let progressed = match order.saga_step.as_str() {
                 step::RESERVE => self.reserve(&order).await?,
                 step::CHARGE => self.charge(&order).await?,
-                step::CONFIRM => self.confirm(&order).await?,
-                step::COMPENSATE => self.compensate(&order).await?,
+                step::CONFIRM => self.confirm(&order, patience).await?,
+                step::COMPENSATE => self.compensate(&order, patience).await?,
                 step::NOTIFY if until == Until::Terminal && notified_once => return Ok(order),
                 step::NOTIFY => {
                     notified_once = true;
                     self.notify(&order).await?
                 }
                 _ => return Ok(order),
+            };
+            if !progressed {
+                // Out of patience: answer with the order as it stands.
+                return store::get(&self.db, id)
+                    .await?
+                    .ok_or(SagaError::NotFound(id));
             }
         }
     }
 
-    async fn reserve(&self, o: &Order) -> Result<(), SagaError> {
+    async fn reserve(&self, o: &Order) -> Result<bool, SagaError> {
         store::append(
             &self.db,
             o.id,
@@ -140,9 +155,16 @@ impl Saga {
             }
             Err(err) => {
                 let detail = err.to_string();
-                let (outcome, reason) = match &err {
-                    ClientError::Status { body, .. } => ("rejected", body.error.clone()),
-                    _ => ("failed", format!("stock reservation failed: {err}")),
+                // Certainly not applied (a 4xx, an open breaker, a refused
+                // connection): nothing to release.
+                let outcome = if err.maybe_applied() {
+                    "failed"
+                } else {
+                    "rejected"
+                };
+                let reason = match &err {
+                    ClientError::Status { body, .. } => body.error.clone(),
+                    _ => format!("stock reservation failed: {err}"),
                 };
                 let e = (
                     log::RESERVE_STOCK,
@@ -153,10 +175,10 @@ impl Saga {
                 store::advance(&self.db, o.id, step::COMPENSATE, None, Some(&reason), e).await?
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    async fn charge(&self, o: &Order) -> Result<(), SagaError> {
+    async fn charge(&self, o: &Order) -> Result<bool, SagaError> {
         store::append(
             &self.db,
             o.id,
@@ -183,21 +205,25 @@ impl Saga {
                     ClientError::Status { body, .. } => body.error.clone(),
                     _ => format!("payment failed: {err}"),
                 };
-                // Even a definite decline is compensated: the refund is
-                // idempotent and voids the key, so nothing can stand later.
+                // A payment that never reached payments (open breaker,
+                // refused connection) needs no refund. Anything else, even a
+                // definite decline, is refunded: the refund is idempotent
+                // and voids the key, so no late charge can stand.
+                let reached = err.maybe_applied() || matches!(err, ClientError::Status { .. });
+                let outcome = if reached { "failed" } else { "rejected" };
                 let e = (
                     log::CHARGE_PAYMENT,
                     "execute",
-                    "failed",
+                    outcome,
                     Some(detail.as_str()),
                 );
                 store::advance(&self.db, o.id, step::COMPENSATE, None, Some(&reason), e).await?
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    async fn confirm(&self, o: &Order) -> Result<(), SagaError> {
+    async fn confirm(&self, o: &Order, patience: Option<u32>) -> Result<bool, SagaError> {
         let path = format!("/reservations/{}/commit", o.id);
         let mut retry = 0;
         loop {
@@ -217,22 +243,25 @@ impl Saga {
                     );
                     store::advance(&self.db, o.id, step::COMPENSATE, None, Some(&reason), e)
                         .await?;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(err) => {
                     tracing::debug!(order = o.id, error = %err, "commit reservation: retrying");
-                    tokio::time::sleep(self.backoff.delay(retry)).await;
                     retry += 1;
+                    if patience.is_some_and(|p| retry >= p) {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(self.backoff.delay(retry - 1)).await;
                 }
             }
         }
         let e = (log::CONFIRM_ORDER, "execute", "succeeded", None);
         store::advance(&self.db, o.id, step::NOTIFY, Some("CONFIRMED"), None, e).await?;
         inc(&self.outcomes, "completed");
-        Ok(())
+        Ok(true)
     }
 
-    async fn compensate(&self, o: &Order) -> Result<(), SagaError> {
+    async fn compensate(&self, o: &Order, patience: Option<u32>) -> Result<bool, SagaError> {
         let entries = store::saga_log(&self.db, o.id).await?;
         let needs = |execute: &str, compensation: &str| {
             let started = entries
@@ -251,25 +280,33 @@ impl Saga {
         if needs(log::CHARGE_PAYMENT, log::REFUND_PAYMENT) {
             let refund = NewRefund { order_id: o.id };
             let key = order_key(o.id);
-            self.until_ok(o.id, log::REFUND_PAYMENT, || async {
-                let r: Result<Charge, _> = self
-                    .payments
-                    .post("/refunds", &refund, Some(&key), true)
-                    .await;
-                r.map(|c| c.status)
-            })
-            .await?;
+            let done = self
+                .until_ok(o.id, log::REFUND_PAYMENT, patience, || async {
+                    let r: Result<Charge, _> = self
+                        .payments
+                        .post("/refunds", &refund, Some(&key), true)
+                        .await;
+                    r.map(|c| c.status)
+                })
+                .await?;
+            if !done {
+                return Ok(false);
+            }
             inc(&self.compensations, log::REFUND_PAYMENT);
             compensated = true;
         }
         if needs(log::RESERVE_STOCK, log::RELEASE_STOCK) {
             let path = format!("/reservations/{}/release", o.id);
-            self.until_ok(o.id, log::RELEASE_STOCK, || async {
-                let r: Result<Reservation, _> =
-                    self.catalog.post(&path, &json!({}), None, true).await;
-                r.map(|r| r.status)
-            })
-            .await?;
+            let done = self
+                .until_ok(o.id, log::RELEASE_STOCK, patience, || async {
+                    let r: Result<Reservation, _> =
+                        self.catalog.post(&path, &json!({}), None, true).await;
+                    r.map(|r| r.status)
+                })
+                .await?;
+            if !done {
+                return Ok(false);
+            }
             inc(&self.compensations, log::RELEASE_STOCK);
             compensated = true;
         }
@@ -279,28 +316,44 @@ impl Saga {
             &self.outcomes,
             if compensated { "compensated" } else { "failed" },
         );
-        Ok(())
+        Ok(true)
     }
 
-    /// Runs a compensation until it succeeds, logging start and success.
-    async fn until_ok<F, Fut>(&self, id: i64, name: &str, mut op: F) -> Result<(), SagaError>
+    /// Runs a compensation until it succeeds (or `patience` rounds have
+    /// failed: `Ok(false)`), logging its start once and its success.
+    async fn until_ok<F, Fut>(
+        &self,
+        id: i64,
+        name: &str,
+        patience: Option<u32>,
+        mut op: F,
+    ) -> Result<bool, SagaError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<String, ClientError>>,
     {
-        store::append(&self.db, id, name, "compensate", "started", None).await?;
+        let entries = store::saga_log(&self.db, id).await?;
+        let started = entries
+            .iter()
+            .any(|e| e.step == name && e.action == "compensate" && e.outcome == "started");
+        if !started {
+            store::append(&self.db, id, name, "compensate", "started", None).await?;
+        }
         let mut retry = 0;
         loop {
             match op().await {
                 Ok(result) => {
                     store::append(&self.db, id, name, "compensate", "succeeded", Some(&result))
                         .await?;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(err) => {
                     tracing::debug!(order = id, step = name, error = %err, "compensation: retrying");
-                    tokio::time::sleep(self.backoff.delay(retry)).await;
                     retry += 1;
+                    if patience.is_some_and(|p| retry >= p) {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(self.backoff.delay(retry - 1)).await;
                 }
             }
         }
@@ -308,7 +361,7 @@ impl Saga {
 
     /// Best effort, once per drive: a failure leaves the step for recovery
     /// to try again later, and never changes the order's outcome.
-    async fn notify(&self, o: &Order) -> Result<(), SagaError> {
+    async fn notify(&self, o: &Order) -> Result<bool, SagaError> {
         let mut problems = Vec::new();
         if o.status == "CONFIRMED" {
             let n = NewNotification {
@@ -358,7 +411,7 @@ impl Saga {
             )
             .await?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -1,0 +1,360 @@
+//! Throughput and added latency, direct vs through the proxy, side by side
+//! in one run on loopback.
+//!
+//! Run with `cargo bench -p gauntlet-chaos --bench proxy` (add `-- --quick`
+//! for a shorter run). Everything (load, proxy, targets) shares one process
+//! and one runtime, as in Gauntlet's embedded mode, so on a small machine the
+//! proxy competes with the load and the targets for the same cores.
+//!
+//! Measures:
+//! - requests/s with no toxics, direct vs proxied, for a raw TCP echo target
+//!   (the proxy's worst case: the target does no work) and an HTTP target
+//!   (axum, driven by reqwest: closer to a real service);
+//! - the latency one proxy hop adds, from sequential round trips on one
+//!   connection (p50 and p99, direct vs proxied);
+//! - the delay a 100 ms latency toxic adds, measured the same way;
+//! - for scale, the same figures for a minimal tokio proxy
+//!   (`copy_bidirectional`, no API, no toxics): the floor any proxy pays on
+//!   the machine.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gauntlet_chaos::{Chaos, Latency, ProxySpec, ToxicKind, ToxicSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const MESSAGE: usize = 64;
+
+struct Settings {
+    /// Length of each throughput run.
+    run: Duration,
+    /// Throughput runs per configuration (the median is reported).
+    repeats: usize,
+    /// Concurrent connections in the throughput runs.
+    concurrency: usize,
+    /// Sequential round trips for the per-hop latency.
+    round_trips: usize,
+    /// Round trips through the 100 ms latency toxic.
+    toxic_round_trips: usize,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let settings = if quick {
+        Settings {
+            run: Duration::from_millis(500),
+            repeats: 1,
+            concurrency: 8,
+            round_trips: 2_000,
+            toxic_round_trips: 10,
+        }
+    } else {
+        Settings {
+            run: Duration::from_secs(2),
+            repeats: 5,
+            concurrency: 16,
+            round_trips: 20_000,
+            toxic_round_trips: 50,
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(bench(settings));
+}
+
+async fn bench(s: Settings) {
+    let echo = spawn_echo().await;
+    let http = spawn_http().await;
+    let chaos = Chaos::new(1);
+    let tcp_proxy = proxy(&chaos, "echo", echo).await;
+    let http_proxy = proxy(&chaos, "http", http).await;
+    let slow_proxy = proxy(&chaos, "slow", echo).await;
+    chaos
+        .add_toxic(
+            "slow",
+            ToxicSpec::new(ToxicKind::Latency(Latency {
+                latency: 100,
+                jitter: 0,
+            })),
+        )
+        .expect("latency toxic");
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("gauntlet-chaos proxy benchmark: {cores} cores, loopback, one process");
+    println!(
+        "throughput: {} connections x {:?}, median of {} runs, alternating direct/proxy",
+        s.concurrency, s.run, s.repeats
+    );
+
+    let (mut tcp_direct, mut tcp_proxied, mut http_direct, mut http_proxied) =
+        (vec![], vec![], vec![], vec![]);
+    let client = reqwest::Client::new();
+    for _ in 0..s.repeats {
+        tcp_direct.push(tcp_throughput(echo, s.concurrency, s.run).await);
+        tcp_proxied.push(tcp_throughput(tcp_proxy, s.concurrency, s.run).await);
+        http_direct.push(http_throughput(&client, http, s.concurrency, s.run).await);
+        http_proxied.push(http_throughput(&client, http_proxy, s.concurrency, s.run).await);
+    }
+    let (tcp_direct, tcp_proxied) = (median_f(tcp_direct), median_f(tcp_proxied));
+    let (http_direct, http_proxied) = (median_f(http_direct), median_f(http_proxied));
+
+    // Per-hop latency, interleaved with a minimal tokio proxy
+    // (`copy_bidirectional`) as the floor of what any proxy costs here.
+    let plain = spawn_plain_proxy(echo).await;
+    let (mut direct, mut proxied, mut baseline) = (vec![], vec![], vec![]);
+    for _ in 0..s.repeats {
+        direct.push(round_trips(echo, s.round_trips).await);
+        proxied.push(round_trips(tcp_proxy, s.round_trips).await);
+        baseline.push(round_trips(plain, s.round_trips).await);
+    }
+    let (direct, proxied, baseline) = (median_p(direct), median_p(proxied), median_p(baseline));
+    let mut baseline_tcp = vec![];
+    for _ in 0..s.repeats {
+        baseline_tcp.push(tcp_throughput(plain, s.concurrency, s.run).await);
+    }
+    let baseline_tcp = median_f(baseline_tcp);
+    let toxic = round_trips(slow_proxy, s.toxic_round_trips).await;
+
+    let rate = |v: f64| format!("{v:.0}");
+    let us = |d: Duration| format!("{:.1} µs", micros(d));
+    let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+    let ratio = |a: f64, b: f64| format!("{:.2}x", b / a);
+    let added = |a: Duration, b: Duration| format!("{:+.1} µs/hop", micros(b) - micros(a));
+    println!();
+    row("measure", "direct", "proxied", "proxied/direct, added");
+    println!("|{:-<40}|{:-<14}|{:-<14}|{:-<24}|", "", "", "", "");
+    let tcp_label = format!("TCP echo {MESSAGE} B, requests/s");
+    row(
+        &tcp_label,
+        &rate(tcp_direct),
+        &rate(tcp_proxied),
+        &ratio(tcp_direct, tcp_proxied),
+    );
+    row(
+        "HTTP GET (axum + reqwest), requests/s",
+        &rate(http_direct),
+        &rate(http_proxied),
+        &ratio(http_direct, http_proxied),
+    );
+    row(
+        "round trip p50, 1 conn, sequential",
+        &us(direct.p50),
+        &us(proxied.p50),
+        &added(direct.p50, proxied.p50),
+    );
+    row(
+        "round trip p99, 1 conn, sequential",
+        &us(direct.p99),
+        &us(proxied.p99),
+        &added(direct.p99, proxied.p99),
+    );
+    row(
+        "minimal tokio proxy: round trip p50",
+        &us(direct.p50),
+        &us(baseline.p50),
+        &added(direct.p50, baseline.p50),
+    );
+    row(
+        "minimal tokio proxy: round trip p99",
+        &us(direct.p99),
+        &us(baseline.p99),
+        &added(direct.p99, baseline.p99),
+    );
+    row(
+        "minimal tokio proxy: TCP requests/s",
+        &rate(tcp_direct),
+        &rate(baseline_tcp),
+        &ratio(tcp_direct, baseline_tcp),
+    );
+    row(
+        "100 ms latency toxic: round trip p50",
+        &us(direct.p50),
+        &ms(toxic.p50),
+        &format!("{} added", ms(toxic.p50.saturating_sub(direct.p50))),
+    );
+    row(
+        "100 ms latency toxic: round trip p99",
+        &us(direct.p99),
+        &ms(toxic.p99),
+        &format!("{} added", ms(toxic.p99.saturating_sub(direct.p50))),
+    );
+    println!();
+    println!("targets: proxied/direct >= 0.9x; added p50 <= 50 µs per hop; toxic delay 100 ms +- 2 ms at p50");
+
+    chaos.shutdown().await;
+}
+
+fn row(label: &str, direct: &str, proxied: &str, extra: &str) {
+    println!("| {label:<38} | {direct:>12} | {proxied:>12} | {extra:>22} |");
+}
+
+async fn proxy(chaos: &Chaos, name: &str, upstream: SocketAddr) -> SocketAddr {
+    chaos
+        .create_proxy(ProxySpec::new(name, "127.0.0.1:0", upstream.to_string()))
+        .await
+        .expect("create proxy")
+        .listen_addr()
+        .expect("bound address")
+}
+
+async fn spawn_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let addr = listener.local_addr().expect("echo addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn spawn_plain_proxy(upstream: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind plain proxy");
+    let addr = listener.local_addr().expect("plain proxy addr");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let _ = client.set_nodelay(true);
+            tokio::spawn(async move {
+                let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = server.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn spawn_http() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    let addr = listener.local_addr().expect("http addr");
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Requests per second of `concurrency` connections each doing sequential
+/// 64-byte echo round trips for `run`.
+async fn tcp_throughput(addr: SocketAddr, concurrency: usize, run: Duration) -> f64 {
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (done, count) = (done.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let msg = [7u8; MESSAGE];
+            let mut back = [0u8; MESSAGE];
+            while !done.load(Ordering::Relaxed) {
+                stream.write_all(&msg).await.expect("write");
+                stream.read_exact(&mut back).await.expect("read");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(run).await;
+    done.store(true, Ordering::Relaxed);
+    let counted = count.load(Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for task in tasks {
+        let _ = task.await;
+    }
+    counted as f64 / elapsed.as_secs_f64()
+}
+
+async fn http_throughput(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    concurrency: usize,
+    run: Duration,
+) -> f64 {
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let url = format!("http://{addr}/");
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (done, count, client, url) = (done.clone(), count.clone(), client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let response = client.get(&url).send().await.expect("request");
+                let body = response.bytes().await.expect("body");
+                assert_eq!(&body[..], b"ok");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(run).await;
+    done.store(true, Ordering::Relaxed);
+    let counted = count.load(Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for task in tasks {
+        let _ = task.await;
+    }
+    counted as f64 / elapsed.as_secs_f64()
+}
+
+struct Percentiles {
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Sequential round trips on one connection (after a short warm-up).
+async fn round_trips(addr: SocketAddr, n: usize) -> Percentiles {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let msg = [7u8; MESSAGE];
+    let mut back = [0u8; MESSAGE];
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let start = Instant::now();
+        stream.write_all(&msg).await.expect("write");
+        stream.read_exact(&mut back).await.expect("read");
+        if i >= n / 10 {
+            samples.push(start.elapsed());
+        }
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Percentiles {
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+/// Median of each percentile over several runs.
+fn median_p(runs: Vec<Percentiles>) -> Percentiles {
+    let mut p50: Vec<Duration> = runs.iter().map(|r| r.p50).collect();
+    let mut p99: Vec<Duration> = runs.iter().map(|r| r.p99).collect();
+    p50.sort();
+    p99.sort();
+    Percentiles {
+        p50: p50[p50.len() / 2],
+        p99: p99[p99.len() / 2],
+    }
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,291 @@
+//! One proxied connection: two links (client → upstream and upstream →
+//! client), each a pump that reads its source, runs the bytes through its
+//! toxic chain and writes them to its destination.
+//!
+//! Each pump is its own task (as each direction is its own goroutine in
+//! Toxiproxy), so a byte arriving in one direction wakes only that pump; the
+//! two share nothing but a few cancellation flags. A pump reads and writes
+//! without blocking for as long as it can, and only then waits (on
+//! readiness, on the earliest toxic deadline, on a change of the proxy's
+//! toxics, or on a close), so a link with no toxics is a plain copy loop with
+//! no channel hop.
+//!
+//! How a link ends follows Toxiproxy:
+//! - the source sends FIN: the chain drains, then the destination gets FIN
+//!   (the other direction carries on, so half-closed exchanges work);
+//! - a toxic closes the stream (`timeout`, `limit_data`) or the source fails:
+//!   the chain drains, the destination is shut, and the other direction stops
+//!   reading, drains its own chain and shuts its destination too;
+//! - `reset_peer` fires: both sockets are closed with linger 0 (RST);
+//! - the proxy is disabled, changed or deleted: both sockets are closed.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{Chain, Snapshot};
+use crate::metrics::LinkCounters;
+use crate::seed;
+use crate::toxics::{Chunk, End, Item};
+use crate::Stream;
+
+/// Bytes read per read call: Go's `io.Copy` buffer, as Toxiproxy uses.
+const READ_SIZE: usize = 32 * 1024;
+
+/// Reads per wake-up before the pump moves on to writing, so one busy source
+/// cannot keep its chain from draining.
+const READS_PER_TURN: usize = 16;
+
+/// Busy turns (progress without waiting) before the pump yields to the
+/// runtime, so a fast link cannot starve the others.
+const TURNS_BEFORE_YIELD: usize = 64;
+
+/// What a connection needs from its proxy.
+pub(crate) struct ConnContext {
+    pub(crate) proxy: Arc<str>,
+    pub(crate) upstream: Arc<str>,
+    /// Seed for this connection, derived from the proxy's seed and the
+    /// connection's position in accept order.
+    pub(crate) seed: u64,
+    pub(crate) toxics: watch::Receiver<Arc<Snapshot>>,
+    pub(crate) upstream_counters: LinkCounters,
+    pub(crate) downstream_counters: LinkCounters,
+    /// Cancelled when the proxy stops.
+    pub(crate) cancel: CancellationToken,
+}
+
+/// Serves one accepted client until both directions are done.
+pub(crate) async fn serve(client: TcpStream, ctx: ConnContext) {
+    let connect = TcpStream::connect(&*ctx.upstream);
+    let server = tokio::select! {
+        _ = ctx.cancel.cancelled() => return,
+        result = connect => match result {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::debug!(proxy = %ctx.proxy, upstream = %ctx.upstream, error = %e,
+                    "cannot reach upstream; closing client");
+                return;
+            }
+        },
+    };
+    // Go's net package sets TCP_NODELAY by default; without it small writes
+    // would wait for Nagle and every hop would add delay.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+
+    let abort = ctx.cancel.child_token();
+    // Each is cancelled when its pump has closed its destination for good, so
+    // the other pump knows its source is gone.
+    let upstream_closed = CancellationToken::new();
+    let downstream_closed = CancellationToken::new();
+    let now = Instant::now();
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+
+    let snapshot = ctx.toxics.borrow().clone();
+    let up = Pump {
+        src: client_read,
+        dst: server_write,
+        chain: Chain::new(Stream::Upstream, seed::mix(ctx.seed, 0), &snapshot, now),
+        toxics: ctx.toxics.clone(),
+        counters: ctx.upstream_counters,
+        abort: abort.clone(),
+        source_gone: downstream_closed.clone(),
+        closed: upstream_closed.clone(),
+    };
+    let down = Pump {
+        src: server_read,
+        dst: client_write,
+        chain: Chain::new(Stream::Downstream, seed::mix(ctx.seed, 1), &snapshot, now),
+        toxics: ctx.toxics,
+        counters: ctx.downstream_counters,
+        abort,
+        source_gone: upstream_closed,
+        closed: downstream_closed,
+    };
+    drop(snapshot);
+    let downstream = tokio::spawn(down.run());
+    up.run().await;
+    if let Err(e) = downstream.await {
+        tracing::warn!(proxy = %ctx.proxy, error = %e, "downstream link failed");
+    }
+    // Each socket closes when the last pump holding a half of it is done.
+}
+
+struct Pump {
+    src: OwnedReadHalf,
+    dst: OwnedWriteHalf,
+    chain: Chain,
+    toxics: watch::Receiver<Arc<Snapshot>>,
+    counters: LinkCounters,
+    /// Ends both pumps at once (proxy stopped, reset, write failure).
+    abort: CancellationToken,
+    /// The other pump closed this pump's source socket.
+    source_gone: CancellationToken,
+    /// Cancelled by this pump when it closes its destination for good.
+    closed: CancellationToken,
+}
+
+impl Pump {
+    async fn run(mut self) {
+        let end = self.pump().await;
+        self.finish(end).await;
+    }
+
+    /// Moves bytes until the stream ends (`Some`) or the connection is
+    /// aborted (`None`).
+    async fn pump(&mut self) -> Option<End> {
+        let mut buf = BytesMut::with_capacity(READ_SIZE);
+        let mut source_done = false;
+        let mut toxics_open = true;
+        let mut toxics_changed = false;
+        let mut timer: Pin<Box<Sleep>> = Box::pin(sleep_until(Instant::now()));
+        let mut timer_at: Option<Instant> = None;
+        let mut busy_turns = 0usize;
+
+        loop {
+            if toxics_changed || (toxics_open && self.toxics.has_changed().unwrap_or(false)) {
+                toxics_changed = false;
+                let snapshot = self.toxics.borrow_and_update().clone();
+                self.chain.reconcile(&snapshot, Instant::now());
+            }
+
+            let mut progressed = false;
+            let mut reads = 0;
+            while !source_done && reads < READS_PER_TURN && self.chain.can_accept() {
+                reads += 1;
+                buf.reserve(READ_SIZE);
+                match self.src.try_read_buf(&mut buf) {
+                    Ok(0) => {
+                        source_done = true;
+                        self.chain.push(Item::End(End::Eof));
+                    }
+                    Ok(n) => {
+                        self.counters.received.inc_by(n as u64);
+                        let data = buf.split().freeze();
+                        self.chain.push(Item::Data(Chunk {
+                            data,
+                            at: Instant::now(),
+                        }));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "source failed; closing the link");
+                        source_done = true;
+                        self.chain.push(Item::End(End::Close));
+                    }
+                }
+                progressed = true;
+            }
+
+            let wake = self.chain.advance(Instant::now());
+
+            loop {
+                match self.chain.outbox.front_mut() {
+                    None => break,
+                    Some(Item::Data(chunk)) => match self.dst.try_write(&chunk.data) {
+                        Ok(n) => {
+                            self.counters.sent.inc_by(n as u64);
+                            progressed = true;
+                            if n >= chunk.data.len() {
+                                self.chain.outbox.pop_front();
+                            } else {
+                                chunk.data.advance(n);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "destination failed; closing the connection");
+                            return None;
+                        }
+                    },
+                    Some(Item::End(end)) => return Some(*end),
+                }
+            }
+
+            if progressed {
+                busy_turns += 1;
+                if busy_turns >= TURNS_BEFORE_YIELD {
+                    busy_turns = 0;
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            busy_turns = 0;
+
+            if wake != timer_at {
+                timer_at = wake;
+                if let Some(at) = wake {
+                    timer.as_mut().reset(at);
+                }
+            }
+            let want_read = !source_done && self.chain.can_accept();
+            let want_write = matches!(self.chain.outbox.front(), Some(Item::Data(_)));
+
+            tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => return None,
+                _ = self.source_gone.cancelled(), if !source_done => {
+                    source_done = true;
+                    self.chain.push(Item::End(End::Close));
+                }
+                changed = self.toxics.changed(), if toxics_open => match changed {
+                    Ok(()) => toxics_changed = true,
+                    Err(_) => toxics_open = false,
+                },
+                ready = self.src.readable(), if want_read => {
+                    if ready.is_err() {
+                        source_done = true;
+                        self.chain.push(Item::End(End::Close));
+                    }
+                }
+                ready = self.dst.writable(), if want_write => {
+                    if ready.is_err() {
+                        return None;
+                    }
+                }
+                () = timer.as_mut(), if timer_at.is_some() => {
+                    timer_at = None;
+                }
+            }
+        }
+    }
+
+    /// Acts on how the stream ended, once everything before the end has been
+    /// written.
+    async fn finish(mut self, end: Option<End>) {
+        match end {
+            Some(End::Eof) => {
+                let _ = self.dst.shutdown().await;
+            }
+            Some(End::Close) => {
+                let _ = self.dst.shutdown().await;
+                self.closed.cancel();
+            }
+            Some(End::Reset) => {
+                // Linger 0 makes the close send RST instead of FIN; the other
+                // pump is aborted so both sockets are closed right away.
+                let _ = self.dst.as_ref().set_zero_linger();
+                let _ = self.src.as_ref().set_zero_linger();
+                self.abort.cancel();
+                // No shutdown first: a FIN before the RST would read as a
+                // clean end of stream.
+                self.dst.forget();
+            }
+            None => {
+                // Aborted (proxy stopped, reset, a write failed): close
+                // without a shutdown, and stop the other direction too.
+                self.abort.cancel();
+                self.dst.forget();
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The Gauntlet harness: the reference system with a fault proxy on every
+//! link ([`stack`]), and the fault timeline that drives them ([`timeline`]).
+//! The `gauntlet` binary is a thin command line over this library.
+//!
+//! # Layout
+//!
+//! - `stack.rs`: bind every service, put a proxy on every link, start
+//! - `timeline.rs`: timed faults, applied and undone, recorded
+//! - `cmd/`: the subcommands (`serve`, `proxy`)
+
+pub mod stack;
+pub mod timeline;

@@ -1,0 +1,458 @@
+//! The fault timeline: timed actions applied while the load runs, each
+//! undone after its `duration` (or at the final heal), every application
+//! and undo recorded with its time for the report.
+//!
+//! Network faults go to the embedded proxy, or to a real Toxiproxy server
+//! through the `toxiproxy_rust` client (blocking: run off the async
+//! runtime). Crashes and provider behaviour act on the system directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gauntlet_chaos::{Chaos, Stream, ToxicKind, ToxicSpec};
+use gauntlet_system::{ProviderFaults, ServiceName, System};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One timed fault.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// When to apply it, from the start of the timeline ("10s").
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// How long it lasts; without one it stays until the final heal.
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    pub action: FaultAction,
+}
+
+/// A toxic as a timeline names it: the Toxiproxy shape,
+/// `{"type": "latency", "attributes": {"latency": 100, "jitter": 10},
+/// "stream": "downstream", "toxicity": 1.0, "name": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToxicStep {
+    #[serde(flatten)]
+    pub kind: ToxicKind,
+    /// Defaults to downstream (server → client).
+    #[serde(default)]
+    pub stream: Option<Stream>,
+    /// Share of connections affected, 0.0–1.0; defaults to 1.0.
+    #[serde(default)]
+    pub toxicity: Option<f32>,
+    /// Defaults to `<type>_<stream>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl ToxicStep {
+    pub fn spec(&self) -> ToxicSpec {
+        let mut spec = ToxicSpec::new(self.kind.clone());
+        if let Some(s) = self.stream {
+            spec = spec.stream(s);
+        }
+        if let Some(t) = self.toxicity {
+            spec = spec.toxicity(t);
+        }
+        if let Some(n) = &self.name {
+            spec = spec.name(n.clone());
+        }
+        spec
+    }
+}
+
+/// What a step does, and what undoing it means.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultAction {
+    /// Add a toxic to a link; undo removes it.
+    Toxic { link: String, toxic: ToxicStep },
+    /// Take a link down (refuse and close connections); undo brings it up.
+    LinkDown { link: String },
+    /// Kill a service where it stands; undo restarts it on the same
+    /// port and database.
+    Crash { service: ServiceName },
+    /// Change the provider's behaviour; undo restores what it was.
+    Provider { faults: ProviderFaults },
+}
+
+impl FaultAction {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Toxic { link, toxic } => format!("{} on {link}", toxic.spec().resolved_name()),
+            Self::LinkDown { link } => format!("{link} down"),
+            Self::Crash { service } => format!("{service} crashed"),
+            Self::Provider { faults } => format!(
+                "provider fail {} decline {} lost-reply {} latency {}±{} ms",
+                faults.failure_rate,
+                faults.decline_rate,
+                faults.lost_reply_rate,
+                faults.latency_ms,
+                faults.jitter_ms
+            ),
+        }
+    }
+}
+
+/// Problems with a timeline before it runs: every one, not just the first.
+pub fn validate(steps: &[FaultStep], links: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let link = match &step.action {
+            FaultAction::Toxic { link, .. } | FaultAction::LinkDown { link } => Some(link),
+            _ => None,
+        };
+        if let Some(link) = link {
+            if !links.iter().any(|l| l == link) {
+                problems.push(format!(
+                    "fault {}: unknown link '{link}' (links: {})",
+                    i + 1,
+                    links.join(", ")
+                ));
+            }
+        }
+        if let FaultAction::Provider { faults } = &step.action {
+            if let Err(e) = faults.validate() {
+                problems.push(format!("fault {}: {e}", i + 1));
+            }
+        }
+        if let FaultAction::Toxic { toxic, .. } = &step.action {
+            if !(0.0..=1.0).contains(&toxic.toxicity.unwrap_or(1.0)) {
+                problems.push(format!("fault {}: toxicity must be between 0 and 1", i + 1));
+            }
+        }
+    }
+    problems
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Applied,
+    Undone,
+}
+
+/// One thing the timeline did, for the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultRecord {
+    pub step: usize,
+    pub phase: Phase,
+    /// Milliseconds since the timeline started.
+    pub at_ms: u64,
+    pub unix_ms: i64,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where network faults go.
+#[derive(Clone)]
+pub enum Network {
+    Embedded(Chaos),
+    /// A real Toxiproxy server, e.g. `127.0.0.1:8474`.
+    Toxiproxy(String),
+}
+
+/// What the timeline acts on.
+#[derive(Clone)]
+pub struct Target {
+    pub network: Network,
+    pub system: Arc<Mutex<System>>,
+    pub http: reqwest::Client,
+}
+
+/// How to undo an applied step.
+#[derive(Debug, Clone)]
+enum Undo {
+    RemoveToxic { link: String, name: String },
+    LinkUp { link: String },
+    Restart { service: ServiceName },
+    Provider { faults: ProviderFaults },
+}
+
+pub struct Timeline {
+    steps: Vec<FaultStep>,
+    target: Target,
+    applied: Vec<Option<Undo>>,
+    records: Vec<FaultRecord>,
+    origin: Instant,
+}
+
+impl Timeline {
+    pub fn new(steps: Vec<FaultStep>, target: Target) -> Self {
+        let n = steps.len();
+        Self {
+            steps,
+            target,
+            applied: vec![None; n],
+            records: Vec::new(),
+            origin: Instant::now(),
+        }
+    }
+
+    pub fn records(&self) -> &[FaultRecord] {
+        &self.records
+    }
+
+    /// The descriptions of the faults in force now.
+    pub fn active(&self) -> Vec<String> {
+        self.applied
+            .iter()
+            .zip(&self.steps)
+            .filter(|(a, _)| a.is_some())
+            .map(|(_, s)| s.action.describe())
+            .collect()
+    }
+
+    /// Applies and undoes every step at its time, until the last scheduled
+    /// event or `cancel`. Steps without a duration stay applied: call
+    /// [`Timeline::heal`] to end them.
+    pub async fn run(&mut self, cancel: &CancellationToken) {
+        self.origin = Instant::now();
+        let mut events: Vec<(Duration, usize, Phase)> = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            events.push((s.at, i, Phase::Applied));
+            if let Some(d) = s.duration {
+                events.push((s.at + d, i, Phase::Undone));
+            }
+        }
+        // At equal times, undo before apply, so back-to-back windows on the
+        // same link do not overlap.
+        events.sort_by_key(|(t, i, p)| (*t, *p == Phase::Applied, *i));
+        for (t, i, phase) in events {
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.origin + t) => {}
+                _ = cancel.cancelled() => return,
+            }
+            match phase {
+                Phase::Applied => self.apply(i).await,
+                Phase::Undone => self.undo(i).await,
+            }
+        }
+    }
+
+    /// Undoes everything still applied, newest first.
+    pub async fn heal(&mut self) {
+        for i in (0..self.steps.len()).rev() {
+            if self.applied[i].is_some() {
+                self.undo(i).await;
+            }
+        }
+    }
+
+    async fn apply(&mut self, i: usize) {
+        let action = self.steps[i].action.clone();
+        let result = self.target.apply(&action).await;
+        let error = match result {
+            Ok(undo) => {
+                self.applied[i] = Some(undo);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        self.record(i, Phase::Applied, error);
+    }
+
+    async fn undo(&mut self, i: usize) {
+        let Some(undo) = self.applied[i].take() else {
+            return;
+        };
+        let error = self.target.undo(undo).await.err();
+        self.record(i, Phase::Undone, error);
+    }
+
+    fn record(&mut self, step: usize, phase: Phase, error: Option<String>) {
+        let action = self.steps[step].action.describe();
+        match &error {
+            None => tracing::info!(step, ?phase, %action, "fault"),
+            Some(e) => tracing::warn!(step, ?phase, %action, error = %e, "fault failed"),
+        }
+        self.records.push(FaultRecord {
+            step,
+            phase,
+            at_ms: self.origin.elapsed().as_millis() as u64,
+            unix_ms: gauntlet_system::db::now_ms(),
+            action,
+            error,
+        });
+    }
+}
+
+impl Target {
+    async fn apply(&self, action: &FaultAction) -> Result<Undo, String> {
+        match action {
+            FaultAction::Toxic { link, toxic } => {
+                let name = self.add_toxic(link, &toxic.spec()).await?;
+                Ok(Undo::RemoveToxic {
+                    link: link.clone(),
+                    name,
+                })
+            }
+            FaultAction::LinkDown { link } => {
+                self.set_link(link, false).await?;
+                Ok(Undo::LinkUp { link: link.clone() })
+            }
+            FaultAction::Crash { service } => {
+                if !self.system.lock().await.crash(*service).await {
+                    return Err(format!("{service} is not running"));
+                }
+                Ok(Undo::Restart { service: *service })
+            }
+            FaultAction::Provider { faults } => {
+                let previous = self.provider_faults().await?;
+                self.set_provider_faults(faults).await?;
+                Ok(Undo::Provider { faults: previous })
+            }
+        }
+    }
+
+    async fn undo(&self, undo: Undo) -> Result<(), String> {
+        match undo {
+            Undo::RemoveToxic { link, name } => self.remove_toxic(&link, &name).await,
+            Undo::LinkUp { link } => self.set_link(&link, true).await,
+            Undo::Restart { service } => self
+                .system
+                .lock()
+                .await
+                .restart(service)
+                .await
+                .map_err(|e| e.to_string()),
+            Undo::Provider { faults } => self.set_provider_faults(&faults).await,
+        }
+    }
+
+    async fn add_toxic(&self, link: &str, toxic: &ToxicSpec) -> Result<String, String> {
+        match &self.network {
+            Network::Embedded(chaos) => chaos
+                .add_toxic(link, toxic.clone())
+                .map(|t| t.name)
+                .map_err(|e| e.to_string()),
+            Network::Toxiproxy(addr) => {
+                let (addr, link2, toxic2) = (addr.clone(), link.to_string(), toxic.clone());
+                blocking(move || toxiproxy::add_toxic(&addr, &link2, &toxic2)).await
+            }
+        }
+    }
+
+    async fn remove_toxic(&self, link: &str, name: &str) -> Result<(), String> {
+        match &self.network {
+            Network::Embedded(chaos) => chaos.remove_toxic(link, name).map_err(|e| e.to_string()),
+            Network::Toxiproxy(addr) => {
+                let (addr, link) = (addr.clone(), link.to_string());
+                blocking(move || toxiproxy::remove_toxics(&addr, &link)).await
+            }
+        }
+    }
+
+    async fn set_link(&self, link: &str, up: bool) -> Result<(), String> {
+        match &self.network {
+            Network::Embedded(chaos) => chaos
+                .set_enabled(link, up)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Network::Toxiproxy(addr) => {
+                let (addr, link) = (addr.clone(), link.to_string());
+                blocking(move || toxiproxy::set_enabled(&addr, &link, up)).await
+            }
+        }
+    }
+
+    async fn provider_url(&self) -> String {
+        format!(
+            "{}/admin/faults",
+            self.system.lock().await.url(ServiceName::Provider)
+        )
+    }
+
+    async fn provider_faults(&self) -> Result<ProviderFaults, String> {
+        let url = self.provider_url().await;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        resp.json().await.map_err(|e| e.to_string())
+    }
+
+    async fn set_provider_faults(&self, faults: &ProviderFaults) -> Result<(), String> {
+        let url = self.provider_url().await;
+        let resp = self
+            .http
+            .put(&url)
+            .json(faults)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("provider answered {}", resp.status()))
+        }
+    }
+}
+
+/// Runs a blocking Toxiproxy client call off the async runtime. The client
+/// panics on some HTTP errors; a panic comes back as an error here.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("toxiproxy client failed: {e}"))?
+}
+
+/// The same faults through a real Toxiproxy server, with `toxiproxy_rust`.
+mod toxiproxy {
+    use super::*;
+    use toxiproxy_rust::client::Client;
+
+    pub fn add_toxic(addr: &str, link: &str, toxic: &ToxicSpec) -> Result<String, String> {
+        let proxy = Client::new(addr).find_proxy(link)?;
+        let stream = toxic.stream.as_str().to_string();
+        let t = toxic.toxicity;
+        // The client names toxics itself (`<type>_<stream>`) and knows no
+        // reset_peer; a custom name cannot be honoured through it.
+        match &toxic.kind {
+            ToxicKind::Latency(l) => {
+                proxy.with_latency(stream, l.latency as u32, l.jitter as u32, t)
+            }
+            ToxicKind::Bandwidth(b) => proxy.with_bandwidth(stream, b.rate as u32, t),
+            ToxicKind::SlowClose(s) => proxy.with_slow_close(stream, s.delay as u32, t),
+            ToxicKind::Timeout(x) => proxy.with_timeout(stream, x.timeout as u32, t),
+            ToxicKind::Slicer(s) => proxy.with_slicer(
+                stream,
+                s.average_size as u32,
+                s.size_variation as u32,
+                s.delay as u32,
+                t,
+            ),
+            ToxicKind::LimitData(l) => proxy.with_limit_data(stream, l.bytes as u32, t),
+            ToxicKind::ResetPeer(_) => {
+                return Err("reset_peer cannot be added through the toxiproxy_rust client".into())
+            }
+        };
+        Ok(format!(
+            "{}_{}",
+            toxic.kind.type_name(),
+            toxic.stream.as_str()
+        ))
+    }
+
+    /// The client can only delete every toxic of a proxy.
+    pub fn remove_toxics(addr: &str, link: &str) -> Result<(), String> {
+        Client::new(addr).find_proxy(link)?.delete_all_toxics()
+    }
+
+    pub fn set_enabled(addr: &str, link: &str, up: bool) -> Result<(), String> {
+        let proxy = Client::new(addr).find_proxy(link)?;
+        if up {
+            proxy.enable()
+        } else {
+            proxy.disable()
+        }
+    }
+}
