@@ -28,12 +28,16 @@ enum Command {
     Proxy(cmd::proxy::ProxyArgs),
 }
 
+/// Our own crates at info, everyone else's (the broker's are chatty) at warn.
+const DEFAULT_LOG: &str =
+    "warn,gauntlet=info,gauntlet_system=info,gauntlet_chaos=info,gauntlet_events=info";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG.into()),
         )
         .with_writer(std::io::stderr)
         .init();

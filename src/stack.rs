@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use gauntlet_chaos::{Chaos, ChaosError, ProxySpec};
+use gauntlet_chaos::{Chaos, ChaosError, ProxySpec, ProxyUpdate};
+use gauntlet_events::EmbeddedBroker;
 use gauntlet_system::config::link_name;
 use gauntlet_system::{ServiceName, StartError, System, SystemOptions, LINKS};
 use std::sync::Arc;
@@ -20,6 +21,20 @@ use tokio_util::sync::CancellationToken;
 
 /// The name of the client → gateway proxy.
 pub const GATEWAY_LINK: &str = "gateway";
+/// The name of the every-client → broker proxy.
+pub const KAFKA_LINK: &str = "kafka";
+
+/// Where the event bus comes from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Kafka {
+    /// No broker: the async flow answers 503.
+    #[default]
+    None,
+    /// A broker started in this process, behind the `kafka` proxy.
+    Embedded,
+    /// An existing cluster (`host:port[,host:port]`), used as it is.
+    External(String),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -27,6 +42,8 @@ pub enum StackError {
     System(#[from] StartError),
     #[error("cannot create the proxy for link {link}: {source}")]
     Proxy { link: String, source: ChaosError },
+    #[error("cannot start the event bus: {0}")]
+    Kafka(String),
     #[error("cannot serve the fault API on {addr}: {source}")]
     Api {
         addr: SocketAddr,
@@ -41,6 +58,7 @@ pub struct StackOptions {
     pub gateway_listen: Option<String>,
     /// Serve the Toxiproxy-compatible API here (e.g. 127.0.0.1:8474).
     pub api_listen: Option<SocketAddr>,
+    pub kafka: Kafka,
 }
 
 /// The running system and the proxies in front of each of its links.
@@ -50,13 +68,49 @@ pub struct Stack {
     pub chaos: Chaos,
     gateway_url: String,
     api: Option<(SocketAddr, CancellationToken, JoinHandle<()>)>,
+    broker: Option<EmbeddedBroker>,
 }
 
 impl Stack {
     pub async fn start(opts: StackOptions) -> Result<Stack, StackError> {
         let seed = opts.system.config.seed_for("chaos");
-        let bound = gauntlet_system::topology::bind(opts.system).await?;
+        let events_config = opts.system.config.events.clone();
+        let mut bound = gauntlet_system::topology::bind(opts.system).await?;
         let chaos = Chaos::new(seed);
+        let broker = match &opts.kafka {
+            Kafka::None => None,
+            Kafka::External(bootstrap) => {
+                ensure_topics(bootstrap, &events_config).await?;
+                bound.set_kafka(Some(bootstrap.clone()));
+                None
+            }
+            Kafka::Embedded => {
+                // The proxy first, so the broker can advertise it: every
+                // client, after its first metadata request, connects to the
+                // advertised address, so a fault on this link is real.
+                let proxy = chaos
+                    .create_proxy(ProxySpec::new(KAFKA_LINK, "127.0.0.1:0", "127.0.0.1:9"))
+                    .await
+                    .map_err(|e| StackError::Kafka(e.to_string()))?;
+                let broker = EmbeddedBroker::start(
+                    SocketAddr::from(([127, 0, 0, 1], 0)),
+                    Some(proxy.listen.clone()),
+                )
+                .await
+                .map_err(|e| StackError::Kafka(e.to_string()))?;
+                let update = ProxyUpdate {
+                    upstream: Some(broker.bootstrap()),
+                    ..ProxyUpdate::default()
+                };
+                chaos
+                    .update_proxy(KAFKA_LINK, update)
+                    .await
+                    .map_err(|e| StackError::Kafka(e.to_string()))?;
+                ensure_topics(&proxy.listen, &events_config).await?;
+                bound.set_kafka(Some(proxy.listen.clone()));
+                Some(broker)
+            }
+        };
         let upstream = |to: ServiceName| {
             bound
                 .endpoints()
@@ -94,6 +148,9 @@ impl Stack {
             Ok(s) => s,
             Err(e) => {
                 chaos.shutdown().await;
+                if let Some(b) = broker {
+                    b.stop().await;
+                }
                 return Err(e.into());
             }
         };
@@ -102,6 +159,7 @@ impl Stack {
             chaos,
             gateway_url,
             api: None,
+            broker,
         };
         if let Some(addr) = opts.api_listen {
             let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -149,5 +207,22 @@ impl Stack {
         let _ = self.chaos.reset().await;
         self.system.lock().await.stop().await;
         self.chaos.shutdown().await;
+        if let Some(b) = self.broker.take() {
+            b.stop().await;
+        }
     }
+
+    /// The Kafka bootstrap servers clients use, if there is a bus.
+    pub async fn kafka(&self) -> Option<String> {
+        self.system.lock().await.endpoints().kafka.clone()
+    }
+}
+
+async fn ensure_topics(
+    bootstrap: &str,
+    config: &gauntlet_system::events::EventsConfig,
+) -> Result<(), StackError> {
+    gauntlet_events::ensure_topics(bootstrap, &gauntlet_system::events::topic_specs(config))
+        .await
+        .map_err(|e| StackError::Kafka(format!("cannot create topics on {bootstrap}: {e}")))
 }

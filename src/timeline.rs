@@ -76,6 +76,11 @@ pub enum FaultAction {
     Crash { service: ServiceName },
     /// Change the provider's behaviour; undo restores what it was.
     Provider { faults: ProviderFaults },
+    /// Stop a consumer group fetching (it stays in the group); undo
+    /// resumes it. Groups are named after their service.
+    PauseConsumer { group: ServiceName },
+    /// Publish `count` malformed messages to a topic; nothing to undo.
+    Poison { topic: String, count: u32 },
 }
 
 impl FaultAction {
@@ -84,6 +89,8 @@ impl FaultAction {
             Self::Toxic { link, toxic } => format!("{} on {link}", toxic.spec().resolved_name()),
             Self::LinkDown { link } => format!("{link} down"),
             Self::Crash { service } => format!("{service} crashed"),
+            Self::PauseConsumer { group } => format!("consumer group {group} paused"),
+            Self::Poison { topic, count } => format!("{count} poison message(s) on {topic}"),
             Self::Provider { faults } => format!(
                 "provider fail {} decline {} lost-reply {} latency {}±{} ms",
                 faults.failure_rate,
@@ -170,6 +177,8 @@ enum Undo {
     LinkUp { link: String },
     Restart { service: ServiceName },
     Provider { faults: ProviderFaults },
+    Resume { service: ServiceName },
+    Nothing,
 }
 
 pub struct Timeline {
@@ -305,6 +314,33 @@ impl Target {
                 self.set_provider_faults(faults).await?;
                 Ok(Undo::Provider { faults: previous })
             }
+            FaultAction::PauseConsumer { group } => {
+                self.system
+                    .lock()
+                    .await
+                    .set_consumers_paused(*group, true)?;
+                Ok(Undo::Resume { service: *group })
+            }
+            FaultAction::Poison { topic, count } => {
+                let bootstrap = self
+                    .system
+                    .lock()
+                    .await
+                    .endpoints()
+                    .kafka
+                    .clone()
+                    .ok_or("poison needs a Kafka broker, and this system runs without one")?;
+                let producer = gauntlet_events::EventProducer::new(&bootstrap, "poisoner")
+                    .map_err(|e| e.to_string())?;
+                for i in 0..*count {
+                    let body = format!("{{poison {i}: not an event");
+                    producer
+                        .publish_raw::<&str, &[u8]>(topic, Some(b"poison"), body.as_bytes(), &[])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(Undo::Nothing)
+            }
         }
     }
 
@@ -320,6 +356,12 @@ impl Target {
                 .await
                 .map_err(|e| e.to_string()),
             Undo::Provider { faults } => self.set_provider_faults(&faults).await,
+            Undo::Resume { service } => self
+                .system
+                .lock()
+                .await
+                .set_consumers_paused(service, false),
+            Undo::Nothing => Ok(()),
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use gauntlet::stack::{Stack, StackOptions};
+use gauntlet::stack::{Kafka, Stack, StackOptions};
 use gauntlet_system::config::Endpoints;
 use gauntlet_system::service::ServiceContext;
 use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// through the `gateway` fault proxy listening there. 0 picks a free one.
     #[arg(long, default_value_t = DEFAULT_GATEWAY_PORT)]
     gateway_port: u16,
+    /// Use this Kafka cluster (host:port[,host:port]) instead of starting
+    /// the embedded broker.
+    #[arg(long, env = "KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
     /// Where the Toxiproxy-compatible fault API listens (whole system).
     #[arg(long, default_value = DEFAULT_API_ADDR)]
     api_listen: std::net::SocketAddr,
@@ -92,9 +96,14 @@ async fn serve_all(args: ServeArgs, config: SystemConfig) -> anyhow::Result<Exit
             data_dir: args.data_dir,
             config,
             addrs: BTreeMap::new(),
+            kafka: None,
         },
         gateway_listen: Some(format!("127.0.0.1:{}", args.gateway_port)),
         api_listen: Some(args.api_listen),
+        kafka: match args.kafka_brokers {
+            Some(b) => Kafka::External(b),
+            None => Kafka::Embedded,
+        },
     };
     let mut stack = Stack::start(opts)
         .await
@@ -109,6 +118,9 @@ async fn serve_all(args: ServeArgs, config: SystemConfig) -> anyhow::Result<Exit
             }
         }
         println!("data dir      {}", system.data_dir().display());
+    }
+    if let Some(kafka) = stack.kafka().await {
+        println!("kafka         {kafka}");
     }
     if let Some(api) = stack.api_addr() {
         println!(
@@ -137,6 +149,7 @@ async fn serve_one(
     for (peer, url) in args.peers {
         endpoints.services.insert(peer, url);
     }
+    endpoints.kafka = args.kafka_brokers.clone();
     let Some(data_dir) = args.data_dir else {
         bail!("--service needs --data-dir (or GAUNTLET_DATA_DIR): its database must outlive the process");
     };

@@ -97,6 +97,11 @@ pub struct Endpoints {
     pub services: BTreeMap<ServiceName, String>,
     /// Overrides per link name (`orders->payments`).
     pub links: BTreeMap<String, String>,
+    /// Kafka bootstrap servers as clients must use them (the `kafka`
+    /// proxy's address when one sits in front of the broker). Without
+    /// them the asynchronous flow is unavailable.
+    #[serde(default)]
+    pub kafka: Option<String>,
 }
 
 impl Endpoints {
@@ -204,6 +209,7 @@ pub struct SystemConfig {
     pub links: BTreeMap<String, ResilienceConfig>,
     pub provider: ProviderFaults,
     pub gateway: GatewayConfig,
+    pub events: crate::events::EventsConfig,
     #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
     #[serde(with = "humantime_serde")]
@@ -217,6 +223,7 @@ impl Default for SystemConfig {
             links: BTreeMap::new(),
             provider: ProviderFaults::default(),
             gateway: GatewayConfig::default(),
+            events: crate::events::EventsConfig::default(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
             saga_recovery_interval: DEFAULT_SAGA_RECOVERY_INTERVAL,
         }

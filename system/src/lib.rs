@@ -21,6 +21,7 @@
 //! - `service.rs`: what a service is given, and how it is served, stopped or crashed
 //! - `server.rs`: `run(listener, app, shutdown)` on hyper, with per-connection abort
 //! - `client.rs`: `ServiceClient`, the one way a service calls another
+//! - `events.rs`: topics, consumer groups and outbox relays of the async flow
 //! - `db.rs`: a service's SQLite database (WAL, one writer, embedded migrations)
 //! - `telemetry.rs`: `/health`, `/info`, `/metrics`, `/circuit-breakers`
 //! - `registry.rs`: instances and their probed health, for the gateway
@@ -42,6 +43,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod registry;
 pub mod server;
 pub mod service;

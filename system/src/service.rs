@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::client::ServiceClient;
 use crate::config::{link_name, Endpoints, ServiceName, SystemConfig};
 use crate::db::{Db, DbError};
+use crate::events::Bus;
 use crate::telemetry::{self, Telemetry};
+use gauntlet_events::EventProducer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -37,6 +39,8 @@ pub enum StartError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot reach the event bus: {0}")]
+    Events(String),
 }
 
 /// What a service is given to start: who it is, where its data lives, how
@@ -49,6 +53,8 @@ pub struct ServiceContext {
     pub endpoints: Arc<Endpoints>,
     pub http: reqwest::Client,
     pub telemetry: Arc<Telemetry>,
+    /// This service's consumers and relays (empty without Kafka).
+    pub bus: Arc<Bus>,
 }
 
 impl ServiceContext {
@@ -59,14 +65,31 @@ impl ServiceContext {
         endpoints: Arc<Endpoints>,
         http: reqwest::Client,
     ) -> Self {
+        let bus = Bus::new();
         Self {
             name,
             data_dir,
             config,
             endpoints,
             http,
-            telemetry: Telemetry::new(name),
+            telemetry: Telemetry::new(name, bus.clone()),
+            bus,
         }
+    }
+
+    /// The Kafka bootstrap servers, when the system has a broker.
+    pub fn kafka(&self) -> Option<&str> {
+        self.endpoints.kafka.as_deref()
+    }
+
+    /// A producer for this service, when the system has a broker.
+    pub fn producer(&self) -> Result<Option<EventProducer>, StartError> {
+        let Some(bootstrap) = self.kafka() else {
+            return Ok(None);
+        };
+        EventProducer::new(bootstrap, self.name.as_str())
+            .map(Some)
+            .map_err(|e| StartError::Events(e.to_string()))
     }
 
     /// The client for this service's link to `to`, watched by telemetry.
@@ -126,6 +149,7 @@ pub struct RunningService {
     stop: CancellationToken,
     task: JoinHandle<()>,
     db: Option<Db>,
+    pub bus: Arc<Bus>,
 }
 
 impl RunningService {
@@ -133,10 +157,12 @@ impl RunningService {
         format!("http://{}", self.addr)
     }
 
-    /// Graceful stop: no new connections, in-flight requests finish.
+    /// Graceful stop: no new connections, in-flight requests finish,
+    /// consumers commit and leave their groups.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.task.await;
+        self.bus.stop().await;
         if let Some(db) = &self.db {
             db.close().await;
         }
@@ -144,6 +170,7 @@ impl RunningService {
 
     /// Abrupt stop: every connection, request and loop dies where it is.
     pub async fn crash(self) {
+        self.bus.kill();
         self.task.abort();
         let _ = self.task.await;
         if let Some(db) = &self.db {
@@ -190,6 +217,7 @@ pub fn spawn(ctx: &ServiceContext, listener: TcpListener, built: Built) -> Runni
         stop,
         task,
         db: built.db,
+        bus: ctx.bus.clone(),
     }
 }
 

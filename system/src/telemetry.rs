@@ -79,7 +79,7 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(service: ServiceName) -> Arc<Self> {
+    pub fn new(service: ServiceName, bus: Arc<crate::events::Bus>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("gauntlet");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
@@ -95,6 +95,7 @@ impl Telemetry {
         );
         let clients = Arc::new(Mutex::new(Vec::new()));
         registry.register_collector(Box::new(ClientsCollector(clients.clone())));
+        registry.register_collector(Box::new(BusCollector(bus)));
         Arc::new(Self {
             service,
             started: Instant::now(),
@@ -113,6 +114,13 @@ impl Telemetry {
         let family = KindCounter::default();
         self.registry.lock().register(name, help, family.clone());
         family
+    }
+
+    /// Registers one of the service's own latency histograms (seconds).
+    pub fn histogram(&self, name: &str, help: &str) -> Histogram {
+        let h = latency_histogram();
+        self.registry.lock().register(name, help, h.clone());
+        h
     }
 
     /// Puts a client's breaker and retry figures on `/metrics` and
@@ -344,6 +352,93 @@ impl Collector for ClientsCollector {
                 let labels = [("link", c.link().to_string())];
                 ConstCounter::new(value(c)).encode(family.encode_family(&labels)?)?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// A consumer figure read at scrape time: name, help, how to read it.
+type StatSpec = (
+    &'static str,
+    &'static str,
+    fn(&gauntlet_events::ConsumerStats) -> u64,
+);
+
+/// Encodes the service's consumer groups and outbox relays at scrape time.
+#[derive(Debug)]
+struct BusCollector(Arc<crate::events::Bus>);
+
+impl Collector for BusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let counters: [StatSpec; 4] = [
+            ("consumer_processed", "Messages handled, by group", |s| {
+                s.processed
+            }),
+            ("consumer_retries", "Handler retries, by group", |s| {
+                s.retries
+            }),
+            (
+                "consumer_dead_lettered",
+                "Messages sent to a DLQ, by group",
+                |s| s.dead_lettered,
+            ),
+            (
+                "consumer_errors",
+                "Failed handler attempts, by group",
+                |s| s.errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for s in &stats {
+                let labels = [("group", s.group.clone())];
+                ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "consumer_lag",
+                "Messages not yet handled, by group, topic and partition",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &stats {
+                for l in &s.lag {
+                    let labels = [
+                        ("group", s.group.clone()),
+                        ("topic", l.topic.clone()),
+                        ("partition", l.partition.to_string()),
+                    ];
+                    let lag = (l.high_watermark - l.position).max(0);
+                    ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "consumer_processing_seconds",
+                "Time to handle a message (retries included): p50 and p99, by group",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in &stats {
+                for (q, v) in [("0.5", s.processing_p50()), ("0.99", s.processing_p99())] {
+                    let labels = [("group", s.group.clone()), ("quantile", q.to_string())];
+                    ConstGauge::new(v.as_secs_f64()).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let relays = self.0.relay_stats();
+        if !relays.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "outbox_published",
+                "Outbox rows published",
+                None,
+                MetricType::Counter,
+            )?;
+            let total: u64 = relays.iter().map(|r| r.published()).sum();
+            ConstCounter::new(total).encode(family.encode_family(&[("relay", "outbox")])?)?;
         }
         Ok(())
     }

@@ -26,6 +26,9 @@ pub struct SystemOptions {
     /// Fixed listen addresses per service (`127.0.0.1:8080`); others get
     /// an ephemeral loopback port.
     pub addrs: BTreeMap<ServiceName, String>,
+    /// Kafka bootstrap servers, as clients must use them; without them the
+    /// async flow answers 503.
+    pub kafka: Option<String>,
 }
 
 /// Every service's port reserved, nothing started yet.
@@ -71,6 +74,7 @@ pub async fn bind(opts: SystemOptions) -> Result<Bound, StartError> {
         endpoints.services.insert(name, format!("http://{local}"));
         listeners.insert(name, listener);
     }
+    endpoints.kafka = opts.kafka;
     Ok(Bound {
         listeners,
         endpoints,
@@ -84,6 +88,11 @@ impl Bound {
     /// Each service's own URL.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
+    }
+
+    /// Sets the Kafka bootstrap servers the services will use.
+    pub fn set_kafka(&mut self, bootstrap: Option<String>) {
+        self.endpoints.kafka = bootstrap;
     }
 
     /// Starts every service, callees first. `links` overrides the URL a
@@ -196,6 +205,15 @@ impl System {
         tracing::info!(service = %name, %addr, "restarted");
         self.services.insert(name, running);
         Ok(())
+    }
+
+    /// Pauses (or resumes) every consumer group of a service, as a fault.
+    pub fn set_consumers_paused(&self, name: ServiceName, paused: bool) -> Result<(), String> {
+        let s = self
+            .services
+            .get(&name)
+            .ok_or_else(|| format!("{name} is not running"))?;
+        s.bus.set_paused(paused).map_err(|e| e.to_string())
     }
 
     /// Stops every service gracefully, callers first.

@@ -58,6 +58,7 @@ pub fn app(db: Db) -> Router {
 pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     let db = ctx.db(&MIGRATOR).await?;
     let mut built = Built::new(app(db.clone()));
+    crate::services::sinks_events::start(ctx, &db)?;
     built.db = Some(db);
     Ok(built)
 }

@@ -15,6 +15,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
+use sqlx::SqliteConnection;
+
 use crate::db::{now_ms, Db};
 use crate::error::{ApiError, Json, Path, Query};
 use crate::service::{Built, ServiceContext, StartError};
@@ -67,6 +69,9 @@ pub fn app(db: Db) -> Router {
 pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     let db = ctx.db(&MIGRATOR).await?;
     let mut built = Built::new(app(db.clone()));
+    if let Some(producer) = ctx.producer()? {
+        crate::services::catalog_events::start(ctx, &db, producer, &mut built)?;
+    }
     built.db = Some(db);
     Ok(built)
 }
@@ -145,23 +150,27 @@ async fn reserve(
     State(db): State<Db>,
     Json(req): Json<ReserveRequest>,
 ) -> Result<(StatusCode, Json<Reservation>), ApiError> {
+    let mut tx = db.write.begin().await?;
+    let (status, r) = reserve_in(&mut tx, &req).await?;
+    tx.commit().await?;
+    Ok((status, Json(r)))
+}
+
+/// Takes stock for an order, idempotently: 201 reserved now, 200 already.
+pub async fn reserve_in(
+    tx: &mut SqliteConnection,
+    req: &ReserveRequest,
+) -> Result<(StatusCode, Reservation), ApiError> {
     if req.quantity <= 0 {
         return Err(ApiError::bad_request("quantity must be > 0"));
     }
-    let mut tx = db.write.begin().await?;
-    if let Some(existing) = sqlx::query_as::<_, Reservation>(
-        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
-    )
-    .bind(req.order_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    {
+    if let Some(existing) = find(tx, req.order_id).await? {
         return match existing.status.as_str() {
             "RELEASED" => Err(ApiError::conflict(format!(
                 "reservation for order {} was already released",
                 req.order_id
             ))),
-            _ => Ok((StatusCode::OK, Json(existing))),
+            _ => Ok((StatusCode::OK, existing)),
         };
     }
     let stock: Option<i64> = sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
@@ -193,8 +202,19 @@ async fn reserve(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(reservation)))
+    Ok((StatusCode::CREATED, reservation))
+}
+
+async fn find(
+    tx: &mut SqliteConnection,
+    order_id: i64,
+) -> Result<Option<Reservation>, sqlx::Error> {
+    sqlx::query_as::<_, Reservation>(
+        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await
 }
 
 async fn release(
@@ -202,20 +222,21 @@ async fn release(
     Path(order_id): Path<i64>,
 ) -> Result<Json<Reservation>, ApiError> {
     let mut tx = db.write.begin().await?;
-    let existing = sqlx::query_as::<_, Reservation>(
-        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let r = release_in(&mut tx, order_id).await?;
+    tx.commit().await?;
+    Ok(Json(r))
+}
+
+/// Gives an order's stock back, idempotently. A release that comes before
+/// any reserve leaves a tombstone, so a reserve still in flight cannot take
+/// stock for an order already given up.
+pub async fn release_in(tx: &mut SqliteConnection, order_id: i64) -> Result<Reservation, ApiError> {
     let now = now_ms();
-    let released = match existing {
-        Some(r) if r.status == "RELEASED" => r,
-        Some(r) if r.status == "COMMITTED" => {
-            return Err(ApiError::conflict(format!(
-                "reservation for order {order_id} is committed; it cannot be released"
-            )))
-        }
+    match find(tx, order_id).await? {
+        Some(r) if r.status == "RELEASED" => Ok(r),
+        Some(r) if r.status == "COMMITTED" => Err(ApiError::conflict(format!(
+            "reservation for order {order_id} is committed; it cannot be released"
+        ))),
         Some(r) => {
             sqlx::query("UPDATE products SET stock = stock + ? WHERE id = ?")
                 .bind(r.quantity)
@@ -229,14 +250,12 @@ async fn release(
             .bind(order_id)
             .execute(&mut *tx)
             .await?;
-            Reservation {
+            Ok(Reservation {
                 status: "RELEASED".into(),
                 ..r
-            }
+            })
         }
         None => {
-            // Release before reserve: remember it, so a reserve still in
-            // flight cannot take stock for an order already given up.
             sqlx::query(
                 "INSERT INTO reservations (order_id, product_id, quantity, status, created_at, updated_at)
                  VALUES (?, 0, 0, 'RELEASED', ?, ?)",
@@ -246,16 +265,14 @@ async fn release(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            Reservation {
+            Ok(Reservation {
                 order_id,
                 product_id: 0,
                 quantity: 0,
                 status: "RELEASED".into(),
-            }
+            })
         }
-    };
-    tx.commit().await?;
-    Ok(Json(released))
+    }
 }
 
 async fn commit(
@@ -263,15 +280,18 @@ async fn commit(
     Path(order_id): Path<i64>,
 ) -> Result<Json<Reservation>, ApiError> {
     let mut tx = db.write.begin().await?;
-    let existing = sqlx::query_as::<_, Reservation>(
-        "SELECT order_id, product_id, quantity, status FROM reservations WHERE order_id = ?",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| ApiError::not_found("reservation for order", order_id))?;
+    let r = commit_in(&mut tx, order_id).await?;
+    tx.commit().await?;
+    Ok(Json(r))
+}
+
+/// Makes an order's reservation final (the order was confirmed).
+pub async fn commit_in(tx: &mut SqliteConnection, order_id: i64) -> Result<Reservation, ApiError> {
+    let existing = find(tx, order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("reservation for order", order_id))?;
     match existing.status.as_str() {
-        "COMMITTED" => Ok(Json(existing)),
+        "COMMITTED" => Ok(existing),
         "RELEASED" => Err(ApiError::conflict(format!(
             "reservation for order {order_id} was released; it cannot be committed"
         ))),
@@ -283,11 +303,10 @@ async fn commit(
             .bind(order_id)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(Json(Reservation {
+            Ok(Reservation {
                 status: "COMMITTED".into(),
                 ..existing
-            }))
+            })
         }
     }
 }

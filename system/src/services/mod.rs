@@ -3,11 +3,14 @@
 
 pub mod analytics;
 pub mod catalog;
+mod catalog_events;
 pub mod gateway;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+mod payments_events;
 pub mod provider;
+mod sinks_events;
 pub mod users;
 
 use tokio::net::TcpListener;

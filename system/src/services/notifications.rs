@@ -52,6 +52,7 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
             .counter("notifications_sent", "Notifications sent by kind"),
     };
     let mut built = Built::new(app(state));
+    crate::services::sinks_events::start(ctx, &db)?;
     built.db = Some(db);
     Ok(built)
 }

@@ -31,7 +31,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/payments
 
 #[derive(Clone)]
 pub struct PaymentsState {
-    db: Db,
+    pub(crate) db: Db,
     provider: ServiceClient,
     events: KindCounter,
 }
@@ -85,7 +85,10 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
             .telemetry
             .counter("payments_events", "Charges and refunds by outcome"),
     };
-    let mut built = Built::new(app(state));
+    let mut built = Built::new(app(state.clone()));
+    if let Some(producer) = ctx.producer()? {
+        crate::services::payments_events::start(ctx, state, producer, &mut built)?;
+    }
     built.db = Some(db);
     Ok(built)
 }
@@ -124,21 +127,32 @@ async fn charge(
     headers: HeaderMap,
     Json(req): Json<NewCharge>,
 ) -> Result<(StatusCode, Json<Charge>), ApiError> {
-    if req.amount_cents <= 0 {
-        return Err(ApiError::bad_request("amount_cents must be > 0"));
-    }
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .unwrap_or_else(|| order_key(req.order_id));
+    let (status, charge) = charge_order(&st, &req, &key).await?;
+    Ok((status, Json(charge)))
+}
+
+/// Charges an order once, whatever happens to replies and retries: the
+/// order's row here and `key` at the provider make every repeat a replay.
+pub async fn charge_order(
+    st: &PaymentsState,
+    req: &NewCharge,
+    key: &str,
+) -> Result<(StatusCode, Charge), ApiError> {
+    if req.amount_cents <= 0 {
+        return Err(ApiError::bad_request("amount_cents must be > 0"));
+    }
     let now = now_ms();
     sqlx::query(
         "INSERT INTO charges (order_id, idempotency_key, amount_cents, status, created_at, updated_at)
          VALUES (?, ?, ?, 'PENDING', ?, ?) ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(req.order_id)
-    .bind(&key)
+    .bind(key)
     .bind(req.amount_cents)
     .bind(now)
     .bind(now)
@@ -154,7 +168,7 @@ async fn charge(
         )));
     }
     match row.status.as_str() {
-        "CHARGED" => return Ok((StatusCode::OK, Json(row))),
+        "CHARGED" => return Ok((StatusCode::OK, row)),
         "FAILED" => return Err(declined(row)),
         "REFUNDED" | "VOIDED" => {
             return Err(ApiError::conflict(format!(
@@ -175,7 +189,7 @@ async fn charge(
         amount_cents: row.amount_cents,
     };
     let result: Result<ChargeReply, ClientError> =
-        st.provider.post("/charges", &body, Some(&key), true).await;
+        st.provider.post("/charges", &body, Some(key), true).await;
     match result {
         Ok(reply) => {
             inc(&st.events, "charged");
@@ -183,7 +197,7 @@ async fn charge(
                 .await?
                 .ok_or_else(|| ApiError::internal("charge row vanished"))?;
             if row.status == "CHARGED" {
-                Ok((StatusCode::CREATED, Json(row)))
+                Ok((StatusCode::CREATED, row))
             } else {
                 // A refund overtook us while the provider was answering;
                 // the refund already reversed the charge at the provider.
@@ -243,6 +257,13 @@ async fn refund(
     State(st): State<PaymentsState>,
     Json(req): Json<NewRefund>,
 ) -> Result<Json<Charge>, ApiError> {
+    refund_order(&st, req.order_id).await.map(Json)
+}
+
+/// Gives an order's payment back, or voids it if nothing was charged, so
+/// no charge under its key can stand afterwards. Idempotent.
+pub async fn refund_order(st: &PaymentsState, order_id: i64) -> Result<Charge, ApiError> {
+    let req = NewRefund { order_id };
     let now = now_ms();
     // A refund before any charge leaves a VOIDED row, so the charge, if it
     // ever arrives, is refused.
@@ -261,10 +282,10 @@ async fn refund(
         .ok_or_else(|| ApiError::internal("charge row vanished"))?;
     if tombstone.rows_affected() > 0 {
         inc(&st.events, "voided");
-        return Ok(Json(row));
+        return Ok(row);
     }
     if matches!(row.status.as_str(), "REFUNDED" | "VOIDED") {
-        return Ok(Json(row));
+        return Ok(row);
     }
     // CHARGED, PENDING (a charge may be in flight or its reply lost) or
     // FAILED: the provider's word decides what there is to give back.
@@ -293,10 +314,9 @@ async fn refund(
     .bind(req.order_id)
     .execute(&st.db.write)
     .await?;
-    let row = load(&st.db, req.order_id)
+    load(&st.db, req.order_id)
         .await?
-        .ok_or_else(|| ApiError::internal("charge row vanished"))?;
-    Ok(Json(row))
+        .ok_or_else(|| ApiError::internal("charge row vanished"))
 }
 
 async fn fetch(

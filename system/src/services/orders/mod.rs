@@ -12,6 +12,7 @@
 //! A recovery loop drives every unfinished sync saga it finds, so a saga
 //! cut short by a crash is completed or compensated after the restart.
 
+mod events;
 mod saga;
 pub mod store;
 
@@ -53,6 +54,8 @@ pub struct OrdersState {
     users: ServiceClient,
     catalog: ServiceClient,
     saga: Saga,
+    /// Present when the system has a broker.
+    async_orders: Option<events::AsyncOrders>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -105,13 +108,25 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
         outcomes: t.counter("saga_outcomes", "Sagas ended, by outcome"),
         compensations: t.counter("saga_compensations", "Compensations run, by step"),
     };
+    let mut built = Built::new(axum::Router::new());
+    let async_orders = match ctx.producer()? {
+        Some(producer) => Some(events::start(
+            ctx,
+            &db,
+            producer,
+            saga.outcomes.clone(),
+            &mut built,
+        )?),
+        None => None,
+    };
     let state = OrdersState {
         db: db.clone(),
         users: ctx.client(ServiceName::Users)?,
         catalog: saga.catalog.clone(),
         saga: saga.clone(),
+        async_orders,
     };
-    let mut built = Built::new(app(state));
+    built.router = app(state);
     built.db = Some(db);
     built
         .background
@@ -173,10 +188,10 @@ async fn place(
             return replay(&st, existing).await;
         }
     }
-    if req.flow == Flow::Async {
+    if req.flow == Flow::Async && st.async_orders.is_none() {
         return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "flow \"async\" needs the Kafka event path, which this build does not have yet",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "flow \"async\" needs a Kafka broker, and this system runs without one",
         ));
     }
     // Validate before anything is written: an unknown user or product is
@@ -200,9 +215,25 @@ async fn place(
         product_id: product.id,
         quantity: req.quantity,
         total_cents,
-        flow: "sync",
+        flow: match req.flow {
+            Flow::Sync => "sync",
+            Flow::Async => "async",
+        },
         idempotency_key: key.as_deref(),
     };
+    if let Some(async_orders) = &st.async_orders {
+        if req.flow == Flow::Async {
+            return match async_orders.place(&st.db, &new).await? {
+                Some(order) => Ok((StatusCode::ACCEPTED, Json(order))),
+                None => {
+                    let existing = store::by_key(&st.db, key.as_deref().unwrap_or_default())
+                        .await?
+                        .ok_or_else(|| ApiError::internal("order vanished"))?;
+                    Ok((StatusCode::OK, Json(existing)))
+                }
+            };
+        }
+    }
     let Some(order) = store::insert(&st.db, &new).await? else {
         // Another request with the same key won the race.
         let existing = store::by_key(&st.db, key.as_deref().unwrap_or_default())
@@ -240,9 +271,10 @@ async fn place(
 }
 
 /// The answer to a repeated idempotency key: the same order, once its saga
-/// has settled (or as it stands, if that takes too long).
+/// has settled (or as it stands, if that takes too long; an async order
+/// at once, as its first answer was).
 async fn replay(st: &OrdersState, order: Order) -> Result<(StatusCode, Json<Order>), ApiError> {
-    if order.is_terminal() {
+    if order.is_terminal() || order.flow == "async" {
         return Ok((StatusCode::OK, Json(order)));
     }
     let (_, Json(order)) = wait_for(st, order.id, REPLAY_WAIT).await?;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use sqlx::SqliteConnection;
+
 use crate::db::{now_ms, Db};
 
 /// The steps of a saga, as stored in `orders.saga_step`.
@@ -13,6 +15,8 @@ pub mod step {
     pub const COMPENSATE: &str = "compensate";
     pub const NOTIFY: &str = "notify";
     pub const DONE: &str = "done";
+    /// An async order waiting on events.
+    pub const EVENTS: &str = "events";
 }
 
 /// Names in the saga log.
@@ -71,6 +75,16 @@ pub struct NewOrder<'a> {
 
 /// Inserts an order; `Ok(None)` when its idempotency key is already taken.
 pub async fn insert(db: &Db, new: &NewOrder<'_>) -> Result<Option<Order>, sqlx::Error> {
+    let mut conn = db.write.acquire().await?;
+    insert_in(&mut conn, new, step::RESERVE).await
+}
+
+/// [`insert`] inside a transaction, starting its saga at `first_step`.
+pub async fn insert_in(
+    conn: &mut SqliteConnection,
+    new: &NewOrder<'_>,
+    first_step: &str,
+) -> Result<Option<Order>, sqlx::Error> {
     let now = now_ms();
     sqlx::query_as::<_, Order>(&format!(
         "INSERT INTO orders (user_id, product_id, quantity, total_cents, flow, status, saga_step,
@@ -83,12 +97,19 @@ pub async fn insert(db: &Db, new: &NewOrder<'_>) -> Result<Option<Order>, sqlx::
     .bind(new.quantity)
     .bind(new.total_cents)
     .bind(new.flow)
-    .bind(step::RESERVE)
+    .bind(first_step)
     .bind(new.idempotency_key)
     .bind(now)
     .bind(now)
-    .fetch_optional(&db.write)
+    .fetch_optional(&mut *conn)
     .await
+}
+
+pub async fn get_in(conn: &mut SqliteConnection, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as::<_, Order>(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Order>, sqlx::Error> {
@@ -153,6 +174,18 @@ pub async fn append(
     outcome: &str,
     detail: Option<&str>,
 ) -> Result<(), sqlx::Error> {
+    let mut conn = db.write.acquire().await?;
+    append_in(&mut conn, order_id, step, action, outcome, detail).await
+}
+
+pub async fn append_in(
+    conn: &mut SqliteConnection,
+    order_id: i64,
+    step: &str,
+    action: &str,
+    outcome: &str,
+    detail: Option<&str>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO saga_log (order_id, step, action, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -162,7 +195,7 @@ pub async fn append(
     .bind(outcome)
     .bind(detail)
     .bind(now_ms())
-    .execute(&db.write)
+    .execute(&mut *conn)
     .await
     .map(|_| ())
 }

@@ -1,0 +1,327 @@
+//! Every metric a gate may name, with the argument it takes and the kind of
+//! number it is. A gate naming anything else is rejected when the scenario
+//! is checked: a typo must never become a gate that silently passes.
+
+use std::fmt;
+
+use crate::invariants;
+use crate::problem::nearest;
+use crate::topology::{FLOWS, RESILIENT_LINKS};
+
+/// What kind of number a metric is, which decides the units a threshold
+/// may carry and how values are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantity {
+    /// A duration, in milliseconds (`us`, `ms`, `s` allowed; bare = ms).
+    Millis,
+    /// A share, as a fraction 0–1 (`%` allowed; bare = fraction).
+    Ratio,
+    /// A count (bare numbers only).
+    Count,
+    /// Operations per second (bare numbers only).
+    PerSecond,
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Millis => "a latency (ms)",
+            Self::Ratio => "a ratio",
+            Self::Count => "a count",
+            Self::PerSecond => "a rate (per second)",
+        })
+    }
+}
+
+/// The argument a metric takes in parentheses. Every argument is
+/// optional: left out, the metric covers the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// No parentheses allowed.
+    None,
+    /// An endpoint (`POST /api/orders`), a flow (`sync`, `async`) or `all`.
+    Target,
+    /// A link with a circuit breaker (`orders->payments`).
+    Link,
+    /// A Kafka topic (`orders`).
+    Topic,
+    /// A consumer group (`payments`).
+    Group,
+    /// An invariant's name (`no_double_charge`).
+    Invariant,
+}
+
+/// One known metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub arg: ArgKind,
+    pub quantity: Quantity,
+    /// One line for documentation and error messages.
+    pub doc: &'static str,
+}
+
+const fn m(name: &'static str, arg: ArgKind, quantity: Quantity, doc: &'static str) -> MetricDef {
+    MetricDef {
+        name,
+        arg,
+        quantity,
+        doc,
+    }
+}
+
+use ArgKind as A;
+use Quantity as Q;
+
+/// The registry.
+pub const METRICS: &[MetricDef] = &[
+    m("p50", A::Target, Q::Millis, "median client latency"),
+    m(
+        "p90",
+        A::Target,
+        Q::Millis,
+        "90th percentile client latency",
+    ),
+    m(
+        "p95",
+        A::Target,
+        Q::Millis,
+        "95th percentile client latency",
+    ),
+    m(
+        "p99",
+        A::Target,
+        Q::Millis,
+        "99th percentile client latency",
+    ),
+    m(
+        "p999",
+        A::Target,
+        Q::Millis,
+        "99.9th percentile client latency",
+    ),
+    m("min", A::Target, Q::Millis, "fastest client operation"),
+    m("max", A::Target, Q::Millis, "slowest client operation"),
+    m("avg", A::Target, Q::Millis, "mean client latency"),
+    m("requests", A::Target, Q::Count, "client operations"),
+    m(
+        "errors",
+        A::Target,
+        Q::Count,
+        "client operations failed or unknown",
+    ),
+    m(
+        "error_rate",
+        A::Target,
+        Q::Ratio,
+        "(failed + unknown) / operations",
+    ),
+    m(
+        "unknown_rate",
+        A::Target,
+        Q::Ratio,
+        "unknown outcomes (timeouts) / operations",
+    ),
+    m(
+        "throughput",
+        A::Target,
+        Q::PerSecond,
+        "operations acknowledged per second",
+    ),
+    m(
+        "saga.completed",
+        A::None,
+        Q::Count,
+        "sagas that confirmed their order",
+    ),
+    m(
+        "saga.compensated",
+        A::None,
+        Q::Count,
+        "sagas that undid steps and cancelled",
+    ),
+    m(
+        "saga.failed",
+        A::None,
+        Q::Count,
+        "sagas cancelled with nothing to undo",
+    ),
+    m(
+        "breaker.opened",
+        A::Link,
+        Q::Count,
+        "times a link's breaker went OPEN",
+    ),
+    m("retries", A::Link, Q::Count, "retried attempts on a link"),
+    m("dlq.count", A::Topic, Q::Count, "events dead-lettered"),
+    m(
+        "dlq.rate",
+        A::Topic,
+        Q::Ratio,
+        "events dead-lettered / produced",
+    ),
+    m(
+        "lag.max",
+        A::Group,
+        Q::Count,
+        "largest consumer lag seen, in messages",
+    ),
+    m(
+        "lag.final",
+        A::Group,
+        Q::Count,
+        "consumer lag after quiescing, in messages",
+    ),
+    m(
+        "orders.placed",
+        A::None,
+        Q::Count,
+        "place_order operations sent",
+    ),
+    m(
+        "orders.acknowledged",
+        A::None,
+        Q::Count,
+        "place_order operations answered OK",
+    ),
+    m(
+        "orders.confirmed",
+        A::None,
+        Q::Count,
+        "orders CONFIRMED on the server",
+    ),
+    m(
+        "orders.cancelled",
+        A::None,
+        Q::Count,
+        "orders CANCELLED on the server",
+    ),
+    m(
+        "orders.pending",
+        A::None,
+        Q::Count,
+        "orders not terminal after quiescing",
+    ),
+    m(
+        "orders.lost",
+        A::None,
+        Q::Count,
+        "acknowledged orders missing on the server",
+    ),
+    m(
+        "invariants.violations",
+        A::Invariant,
+        Q::Count,
+        "invariant violations",
+    ),
+];
+
+/// The metric of that name.
+pub fn lookup(name: &str) -> Option<&'static MetricDef> {
+    METRICS.iter().find(|d| d.name == name)
+}
+
+/// Every metric name, in registry order.
+pub fn names() -> Vec<&'static str> {
+    METRICS.iter().map(|d| d.name).collect()
+}
+
+/// The name nearest to a misspelt one.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    nearest(name, &names())
+}
+
+/// HTTP methods an endpoint target may start with.
+const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+/// Checks a metric's argument; the error says what was expected.
+pub fn check_arg(def: &MetricDef, arg: &str) -> Result<(), String> {
+    match def.arg {
+        ArgKind::None => Err(format!("`{}` takes no argument", def.name)),
+        ArgKind::Target => {
+            if arg == "all" || FLOWS.contains(&arg) {
+                return Ok(());
+            }
+            let endpoint = arg.split_once(' ').filter(|(method, path)| {
+                METHODS.contains(method)
+                    && path.starts_with('/')
+                    && !path.contains(char::is_whitespace)
+            });
+            if endpoint.is_some() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{arg}` is not an endpoint (`METHOD /path`, e.g. `POST /api/orders`), a flow ({}) or `all`",
+                    FLOWS.join(", ")
+                ))
+            }
+        }
+        ArgKind::Link => {
+            if RESILIENT_LINKS.contains(&arg) {
+                Ok(())
+            } else {
+                let hint = nearest(arg, &RESILIENT_LINKS)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "unknown link `{arg}`{hint} (links with a breaker: {})",
+                    RESILIENT_LINKS.join(", ")
+                ))
+            }
+        }
+        ArgKind::Topic | ArgKind::Group => {
+            if arg.contains(char::is_whitespace) {
+                let what = if def.arg == ArgKind::Topic {
+                    "topic"
+                } else {
+                    "consumer group"
+                };
+                Err(format!("`{arg}` is not a {what} name (no spaces)"))
+            } else {
+                Ok(())
+            }
+        }
+        ArgKind::Invariant => {
+            if invariants::NAMES.contains(&arg) {
+                Ok(())
+            } else {
+                let hint = nearest(arg, &invariants::NAMES)
+                    .map(|n| format!("; did you mean `{n}`?"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "unknown invariant `{arg}`{hint} (invariants: {})",
+                    invariants::NAMES.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut n = names();
+        n.sort_unstable();
+        n.dedup();
+        assert_eq!(n.len(), METRICS.len());
+    }
+
+    #[test]
+    fn arguments_are_checked_by_kind() {
+        let p99 = lookup("p99").unwrap();
+        assert!(check_arg(p99, "POST /api/orders").is_ok());
+        assert!(check_arg(p99, "async").is_ok());
+        assert!(check_arg(p99, "all").is_ok());
+        assert!(check_arg(p99, "post /api/orders").is_err());
+        assert!(check_arg(p99, "POST api").is_err());
+        let opened = lookup("breaker.opened").unwrap();
+        assert!(check_arg(opened, "orders->payments").is_ok());
+        let e = check_arg(opened, "orders->paymnts").unwrap_err();
+        assert!(e.contains("did you mean `orders->payments`?"), "{e}");
+        assert!(check_arg(lookup("orders.lost").unwrap(), "x").is_err());
+        assert!(check_arg(lookup("invariants.violations").unwrap(), "no_double_charge").is_ok());
+    }
+}

@@ -1,0 +1,254 @@
+//! Invariants, Jepsen style: properties checked on the recorded
+//! [`History`] and the [`FinalState`] read from every service's database
+//! after the system quiesced. One checker per file; each returns an
+//! [`InvariantResult`] naming the first offending ids.
+//!
+//! | name | what must hold |
+//! |---|---|
+//! | `acknowledged_orders` | every order acknowledged to a client exists once, terminal, as the client was told |
+//! | `unknown_orders` | every order no client acknowledgment covers (placement unknown or failed) is terminal |
+//! | `no_double_charge` | no order charged more than once at the provider |
+//! | `revenue_matches` | provider charges − refunds = total of confirmed orders |
+//! | `stock_conserved` | initial stock − confirmed quantities = final stock, per product |
+//! | `no_dangling_reservations` | no stock held for an order that is not confirmed |
+//! | `events_accounted` | every event produced was consumed or dead-lettered |
+//! | `notified_once` | every confirmed order notified exactly once, and no other |
+
+mod acknowledged_orders;
+mod events_accounted;
+mod no_dangling_reservations;
+mod no_double_charge;
+mod notified_once;
+mod revenue_matches;
+mod stock_conserved;
+mod unknown_orders;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::History;
+use crate::state::FinalState;
+
+/// How many offending ids a result lists.
+pub const MAX_OFFENDERS: usize = 10;
+
+/// A checker: a name and a function of the run.
+pub struct Checker {
+    pub name: &'static str,
+    /// One line: what must hold.
+    pub rule: &'static str,
+    pub check: fn(&History, &FinalState) -> InvariantResult,
+}
+
+/// Every checker, in report order.
+pub const CHECKERS: [Checker; 8] = [
+    acknowledged_orders::CHECKER,
+    unknown_orders::CHECKER,
+    no_double_charge::CHECKER,
+    revenue_matches::CHECKER,
+    stock_conserved::CHECKER,
+    no_dangling_reservations::CHECKER,
+    events_accounted::CHECKER,
+    notified_once::CHECKER,
+];
+
+/// Every invariant's name (gates may name them).
+pub const NAMES: [&str; 8] = [
+    acknowledged_orders::CHECKER.name,
+    unknown_orders::CHECKER.name,
+    no_double_charge::CHECKER.name,
+    revenue_matches::CHECKER.name,
+    stock_conserved::CHECKER.name,
+    no_dangling_reservations::CHECKER.name,
+    events_accounted::CHECKER.name,
+    notified_once::CHECKER.name,
+];
+
+/// Runs every checker.
+pub fn check_all(history: &History, state: &FinalState) -> Vec<InvariantResult> {
+    CHECKERS.iter().map(|c| (c.check)(history, state)).collect()
+}
+
+/// An id that breaks an invariant: an order or product id, or a key or
+/// topic name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Offender {
+    Id(i64),
+    Key(String),
+}
+
+impl fmt::Display for Offender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(i) => write!(f, "{i}"),
+            Self::Key(k) => f.write_str(k),
+        }
+    }
+}
+
+impl From<i64> for Offender {
+    fn from(i: i64) -> Self {
+        Self::Id(i)
+    }
+}
+
+impl From<String> for Offender {
+    fn from(s: String) -> Self {
+        Self::Key(s)
+    }
+}
+
+impl From<&str> for Offender {
+    fn from(s: &str) -> Self {
+        Self::Key(s.to_string())
+    }
+}
+
+/// One invariant's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvariantResult {
+    pub name: String,
+    pub passed: bool,
+    /// How many things were checked (orders, products, topics...).
+    pub checked: u64,
+    /// How many of them broke it.
+    pub violations: u64,
+    /// The first offending ids, at most [`MAX_OFFENDERS`].
+    pub first_offending: Vec<Offender>,
+    /// What was found, for people.
+    pub detail: String,
+    /// True when the invariant did not apply to this run (it passed
+    /// vacuously); the detail says why.
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+/// Collects one checker's findings.
+pub(crate) struct Tally {
+    name: &'static str,
+    checked: u64,
+    violations: u64,
+    offenders: Vec<Offender>,
+    /// One line per kind of violation, with its first example.
+    notes: Vec<String>,
+}
+
+impl Tally {
+    pub(crate) fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            checked: 0,
+            violations: 0,
+            offenders: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn checked(&mut self, n: u64) {
+        self.checked += n;
+    }
+
+    /// Counts one violation by `who`; `why` says what it was, and is kept
+    /// for the first few.
+    pub(crate) fn violation(&mut self, who: impl Into<Offender>, why: impl FnOnce() -> String) {
+        self.violations += 1;
+        let who = who.into();
+        if self.offenders.len() < MAX_OFFENDERS && !self.offenders.contains(&who) {
+            self.offenders.push(who);
+            if self.notes.len() < 3 {
+                self.notes.push(why());
+            }
+        }
+    }
+
+    /// The result; `ok` is the detail when nothing broke.
+    pub(crate) fn finish(self, ok: String) -> InvariantResult {
+        let passed = self.violations == 0;
+        let detail = if passed {
+            ok
+        } else {
+            let more = if self.violations as usize > self.notes.len() {
+                format!("; {} in all", self.violations)
+            } else {
+                String::new()
+            };
+            format!("{}{more}", self.notes.join("; "))
+        };
+        InvariantResult {
+            name: self.name.to_string(),
+            passed,
+            checked: self.checked,
+            violations: self.violations,
+            first_offending: self.offenders,
+            detail,
+            skipped: false,
+        }
+    }
+
+    /// A pass that says the invariant does not apply to this run.
+    pub(crate) fn not_applicable(self, why: &str) -> InvariantResult {
+        InvariantResult {
+            name: self.name.to_string(),
+            passed: true,
+            checked: 0,
+            violations: 0,
+            first_offending: Vec::new(),
+            detail: format!("not applicable: {why}"),
+            skipped: true,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_checkers_names_and_unique() {
+        for (c, n) in CHECKERS.iter().zip(NAMES) {
+            assert_eq!(c.name, n);
+        }
+        let mut n = NAMES.to_vec();
+        n.sort_unstable();
+        n.dedup();
+        assert_eq!(n.len(), NAMES.len());
+    }
+
+    #[test]
+    fn a_clean_run_passes_every_checker() {
+        let (h, s) = fixtures::clean();
+        for r in check_all(&h, &s) {
+            assert!(r.passed, "{}: {}", r.name, r.detail);
+            assert_eq!(r.violations, 0);
+            assert!(r.first_offending.is_empty());
+            assert!(r.checked > 0, "{} checked nothing", r.name);
+        }
+    }
+
+    #[test]
+    fn offenders_serialise_as_plain_ids_and_keys() {
+        let v = vec![Offender::Id(7), Offender::Key("orders".into())];
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"[7,"orders"]"#);
+        let back: Vec<Offender> = serde_json::from_str(r#"[7,"orders"]"#).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn the_tally_caps_offenders() {
+        let mut t = Tally::new("x");
+        for i in 0..25 {
+            t.checked(1);
+            t.violation(i, || format!("order {i} bad"));
+        }
+        let r = t.finish(String::new());
+        assert!(!r.passed);
+        assert_eq!(r.violations, 25);
+        assert_eq!(r.first_offending.len(), MAX_OFFENDERS);
+        assert_eq!(r.detail, "order 0 bad; order 1 bad; order 2 bad; 25 in all");
+    }
+}

@@ -1,0 +1,329 @@
+//! The transactional outbox: an event is written to the service's own
+//! database in the same transaction as the change it reports, and a relay
+//! publishes it afterwards. So an event is published if and only if its
+//! change committed, whatever crashes in between; the price is that it is
+//! published at least once (a crash after publishing but before marking the
+//! row sends it again), which consumers absorb by deduplicating.
+//!
+//! The relay publishes the oldest unsent rows first, and never has two rows
+//! of one (topic, key) in flight: a key's next row is sent only once the
+//! previous one is acknowledged. So events of one key (one order) reach
+//! Kafka in the order they were written, even across broker outages, while
+//! different keys are published concurrently. A publish that fails leaves
+//! its row unsent; the relay backs off and tries again, for as long as it
+//! takes, and a restarted relay carries on from the rows left.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use parking_lot::Mutex;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::error::EventsError;
+use crate::event::{now_ms, Event, EVENT_ID_HEADER};
+use crate::producer::EventProducer;
+
+/// The table, for a service's migrations (include the same text) or for
+/// [`create_table`]. The partial index keeps finding unsent rows cheap
+/// however many sent ones pile up.
+pub const OUTBOX_DDL: &str = "\
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+";
+
+/// How often an idle relay looks for new rows (a [`OutboxRelay::notifier`]
+/// wakes it sooner).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(50);
+/// Rows read per round.
+pub const DEFAULT_BATCH: u32 = 256;
+/// First retry after a failed round waits up to this long...
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(50);
+/// ...and no retry longer than this, so a healed broker is noticed within
+/// about a second.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Creates the table if it does not exist.
+pub async fn create_table(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(OUTBOX_DDL).execute(conn).await.map(|_| ())
+}
+
+/// Adds `event` to the outbox inside the caller's transaction (pass
+/// `&mut *tx`). It is published once that transaction commits.
+pub async fn enqueue(
+    tx: &mut SqliteConnection,
+    topic: &str,
+    key: &str,
+    event: &Event,
+) -> Result<(), EventsError> {
+    let payload = serde_json::to_string(event).map_err(|source| EventsError::Encode {
+        event_id: event.event_id,
+        source,
+    })?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(event.event_id.to_string())
+    .bind(topic)
+    .bind(key)
+    .bind(payload)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Rows not yet published.
+pub async fn backlog(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(pool)
+        .await
+}
+
+/// Deletes rows published before `before_ms` (milliseconds since the
+/// epoch); returns how many.
+pub async fn purge_sent(pool: &SqlitePool, before_ms: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?")
+        .bind(before_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// How the relay paces itself.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// See [`DEFAULT_INTERVAL`].
+    pub interval: Duration,
+    /// See [`DEFAULT_BATCH`].
+    pub batch: u32,
+    /// See [`DEFAULT_RETRY_BASE`].
+    pub retry_base: Duration,
+    /// See [`DEFAULT_RETRY_MAX`].
+    pub retry_max: Duration,
+    /// Seeds the retry jitter.
+    pub seed: u64,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_INTERVAL,
+            batch: DEFAULT_BATCH,
+            retry_base: DEFAULT_RETRY_BASE,
+            retry_max: DEFAULT_RETRY_MAX,
+            seed: 1,
+        }
+    }
+}
+
+/// What a relay has done.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    published: AtomicU64,
+    failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl RelayStats {
+    /// Rows published and marked sent.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Failed publishes and database errors.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    fn failed(&self, error: &EventsError) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(error.to_string());
+    }
+}
+
+struct Pending {
+    id: i64,
+    event_id: String,
+    topic: String,
+    key: String,
+    payload: String,
+}
+
+/// Publishes the outbox of one database; see the module docs. Run one
+/// relay per database: two would each keep a key's order, but not together.
+pub struct OutboxRelay {
+    pool: SqlitePool,
+    producer: EventProducer,
+    settings: RelaySettings,
+    stats: Arc<RelayStats>,
+    wake: Arc<Notify>,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool` (the service's writer pool: marking rows sent is
+    /// a write) publishing through `producer`.
+    pub fn new(pool: SqlitePool, producer: EventProducer, settings: RelaySettings) -> Self {
+        Self {
+            pool,
+            producer,
+            settings,
+            stats: Arc::new(RelayStats::default()),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<RelayStats> {
+        self.stats.clone()
+    }
+
+    /// Call `notify_one()` on this after committing an outbox row, to have
+    /// it published without waiting for the next interval.
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Publishes until `shutdown`: rounds back to back while there is work,
+    /// one every `interval` (or on notice) when idle, and after a failure
+    /// waits a capped, jittered, growing delay before the next.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new(
+            self.settings.retry_base,
+            self.settings.retry_max,
+            self.settings.seed,
+        );
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.relay_once().await {
+                Ok(n) if n > 0 => {
+                    failures = 0;
+                    None
+                }
+                Ok(_) => {
+                    failures = 0;
+                    Some(self.settings.interval)
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::debug!(error = %e, failures, "outbox relay round failed");
+                    Some(backoff.delay(failures))
+                }
+            };
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Some(wait) = wait {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.wake.notified(), if failures == 0 => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+
+    /// One round: reads up to `batch` of the oldest unsent rows, publishes
+    /// the first unsent row of each (topic, key) concurrently, and marks
+    /// those acknowledged as sent. Returns how many were published; an error
+    /// if any publish (or the database) failed, after marking the others.
+    pub async fn relay_once(&self) -> Result<usize, EventsError> {
+        let rows = self.pending().await.inspect_err(|e| self.stats.failed(e))?;
+        let mut seen = HashSet::new();
+        let round: Vec<Pending> = rows
+            .into_iter()
+            .filter(|r| seen.insert((r.topic.clone(), r.key.clone())))
+            .collect();
+        if round.is_empty() {
+            return Ok(0);
+        }
+        let results = join_all(round.iter().map(|r| async move {
+            let headers = [(EVENT_ID_HEADER, r.event_id.as_bytes())];
+            self.producer
+                .publish_raw(
+                    &r.topic,
+                    Some(r.key.as_bytes()),
+                    r.payload.as_bytes(),
+                    &headers,
+                )
+                .await
+        }))
+        .await;
+        let mut sent = Vec::new();
+        let mut first_error = None;
+        for (row, result) in round.iter().zip(results) {
+            match result {
+                Ok(_) => sent.push(row.id),
+                Err(e) => {
+                    self.stats.failed(&e);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        self.mark_sent(&sent)
+            .await
+            .map_err(EventsError::from)
+            .inspect_err(|e| self.stats.failed(e))?;
+        self.stats
+            .published
+            .fetch_add(sent.len() as u64, Ordering::Relaxed);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(sent.len()),
+        }
+    }
+
+    async fn pending(&self) -> Result<Vec<Pending>, EventsError> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, topic, key, payload FROM outbox \
+             WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+        )
+        .bind(i64::from(self.settings.batch.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Pending {
+                    id: r.try_get("id")?,
+                    event_id: r.try_get("event_id")?,
+                    topic: r.try_get("topic")?,
+                    key: r.try_get("key")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(EventsError::from)
+    }
+
+    async fn mark_sent(&self, ids: &[i64]) -> Result<(), sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query("UPDATE outbox SET sent_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}

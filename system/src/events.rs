@@ -1,0 +1,231 @@
+//! How services use the event bus for the asynchronous order flow: the
+//! topics, each service's consumer group, its outbox relay, and the figures
+//! they put on `/metrics`.
+//!
+//! ```text
+//! orders ──OrderCreated──► [orders] ──► catalog ──StockReserved / StockReservationFailed──► [inventory]
+//! [inventory] ──► payments ──PaymentCompleted / PaymentFailed──► [payments]
+//! [inventory], [payments] ──► orders ──OrderConfirmed / OrderCancelled──► [orders]
+//! [orders] ──► catalog (commit / release), notifications, analytics
+//! ```
+//!
+//! Every event is keyed by order id, so one order's events stay in order on
+//! one partition. Producers write through their database's outbox;
+//! consumers record each event id in the same transaction as its effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gauntlet_events::outbox::RelayStats;
+use gauntlet_events::{
+    Consumer, ConsumerConfig, ConsumerHandle, ConsumerStats, EventProducer, Handler, OutboxRelay,
+    RelaySettings, RetrySettings, TopicSpec,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Order lifecycle events: created, confirmed, cancelled.
+pub const ORDERS: &str = "orders";
+/// Stock reserved, or not.
+pub const INVENTORY: &str = "inventory";
+/// Payment completed, or failed.
+pub const PAYMENTS: &str = "payments";
+pub const TOPICS: [&str; 3] = [ORDERS, INVENTORY, PAYMENTS];
+
+/// The event bus settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Partitions per topic: the most consumers of one group that can
+    /// work in parallel.
+    pub partitions: i32,
+    /// Attempts a consumer gives a message whose handling fails
+    /// transiently before it is dead-lettered.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub base_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+}
+
+/// Three partitions: enough to show per-key ordering and a rebalance,
+/// few enough for a two-core machine.
+pub const DEFAULT_PARTITIONS: i32 = 3;
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        let retry = RetrySettings::default();
+        Self {
+            partitions: DEFAULT_PARTITIONS,
+            max_attempts: retry.max_attempts,
+            base_delay: retry.base_delay,
+            max_delay: retry.max_delay,
+        }
+    }
+}
+
+/// Every topic with its dead-letter topic, as the bus must create them.
+pub fn topic_specs(config: &EventsConfig) -> Vec<TopicSpec> {
+    let specs: Vec<TopicSpec> = TOPICS
+        .iter()
+        .map(|t| TopicSpec::new(*t, config.partitions))
+        .collect();
+    gauntlet_events::topics::with_dlqs(&specs)
+}
+
+/// How long the broker may hold a fetch with no data, in milliseconds.
+pub const FETCH_WAIT_MS: u32 = 10;
+
+/// The longest a member may go between polls, in milliseconds; also the
+/// rebalance timeout.
+pub const MAX_POLL_INTERVAL_MS: u32 = 20_000;
+
+/// A service's consumers and relays, for `/metrics`, pausing, and stopping.
+#[derive(Default)]
+pub struct Bus {
+    consumers: Mutex<Vec<ConsumerHandle>>,
+    relays: Mutex<Vec<(Arc<RelayStats>, Arc<Notify>)>>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts a consumer group for this service.
+    #[allow(clippy::too_many_arguments)]
+    pub fn consume(
+        &self,
+        bootstrap: &str,
+        group: &str,
+        topics: &[&str],
+        config: &EventsConfig,
+        seed: u64,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), String> {
+        let mut c = ConsumerConfig::new(bootstrap, group, topics.iter().copied());
+        // One consumer per group in this system: take every partition and
+        // skip the membership protocol (see `static_assignment`).
+        c.static_partitions = Some(config.partitions);
+        // The embedded broker answers a fetch only when its wait runs out,
+        // so librdkafka's default 500 ms wait is added to every hop of a
+        // saga at low load. 10 ms keeps hops short for a little polling.
+        c.overrides
+            .push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.to_string()));
+        // A member that died mid-rebalance holds its partitions until the
+        // rebalance times out (librdkafka's default: 5 minutes); our
+        // handlers take well under a second, so 20 s is ample.
+        c.overrides.push((
+            "max.poll.interval.ms".into(),
+            MAX_POLL_INTERVAL_MS.to_string(),
+        ));
+        c.retry = RetrySettings {
+            max_attempts: config.max_attempts,
+            base_delay: config.base_delay,
+            max_delay: config.max_delay,
+            seed,
+        };
+        let handle = Consumer::start(c, handler).map_err(|e| e.to_string())?;
+        self.consumers.lock().push(handle);
+        Ok(())
+    }
+
+    /// A relay publishing `pool`'s outbox; returns the loop to run and the
+    /// notifier to poke after each commit.
+    pub fn relay(
+        &self,
+        pool: sqlx::SqlitePool,
+        producer: EventProducer,
+        seed: u64,
+        shutdown: CancellationToken,
+    ) -> (futures::future::BoxFuture<'static, ()>, Arc<Notify>) {
+        let relay = OutboxRelay::new(
+            pool,
+            producer,
+            RelaySettings {
+                seed,
+                ..RelaySettings::default()
+            },
+        );
+        let notify = relay.notifier();
+        self.relays.lock().push((relay.stats(), notify.clone()));
+        (Box::pin(relay.run(shutdown)), notify)
+    }
+
+    pub fn stats(&self) -> Vec<ConsumerStats> {
+        self.consumers.lock().iter().map(|c| c.stats()).collect()
+    }
+
+    pub fn relay_stats(&self) -> Vec<Arc<RelayStats>> {
+        self.relays.lock().iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// Pauses (or resumes) every consumer of this service.
+    pub fn set_paused(&self, paused: bool) -> Result<(), String> {
+        for c in self.consumers.lock().iter() {
+            let r = if paused { c.pause() } else { c.resume() };
+            r.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Commits and leaves the groups.
+    pub async fn stop(&self) {
+        let consumers: Vec<ConsumerHandle> = self.consumers.lock().drain(..).collect();
+        for c in consumers {
+            c.stop().await;
+        }
+    }
+
+    /// Drops the consumers where they stand, as a crash would.
+    pub fn kill(&self) {
+        self.consumers.lock().clear();
+    }
+}
+
+/// A database error inside a handler: worth retrying (busy, or gone for a
+/// moment); the consumer dead-letters it if it persists.
+pub fn db_error(e: sqlx::Error) -> gauntlet_events::HandleError {
+    gauntlet_events::HandleError::transient(format!("database: {e}"))
+}
+
+/// An API-level failure inside a handler: a 5xx may pass, a 4xx will not.
+pub fn api_error(e: crate::error::ApiError) -> gauntlet_events::HandleError {
+    if e.status.is_server_error() {
+        gauntlet_events::HandleError::transient(e.body.error)
+    } else {
+        gauntlet_events::HandleError::permanent(e.body.error)
+    }
+}
+
+/// An event's payload, or a permanent error naming the event.
+pub fn payload<T: serde::de::DeserializeOwned>(
+    event: &gauntlet_events::Event,
+) -> Result<T, gauntlet_events::HandleError> {
+    event.payload_as().map_err(|e| {
+        gauntlet_events::HandleError::permanent(format!(
+            "{} {}: bad payload: {e}",
+            event.event_type.as_str(),
+            event.event_id
+        ))
+    })
+}
+
+/// Fields every order event carries, so each consumer has what it needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OrderFacts {
+    pub user_id: i64,
+    pub product_id: i64,
+    pub quantity: i64,
+    pub total_cents: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

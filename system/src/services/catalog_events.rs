@@ -1,0 +1,134 @@
+//! catalog on the event bus: reserves stock when an order is created
+//! (`StockReserved` or `StockReservationFailed` through its outbox), commits
+//! the reservation when the order is confirmed, releases it when cancelled.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use gauntlet_events::{
+    outbox, processed, Delivery, Event, EventProducer, EventType, HandleError, Handler,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Db;
+use crate::events::{db_error, payload, OrderFacts, INVENTORY, ORDERS};
+use crate::service::{Built, ServiceContext, StartError};
+use crate::services::catalog::{commit_in, release_in, reserve_in, ReserveRequest};
+
+const GROUP: &str = "catalog";
+
+struct CatalogHandler {
+    db: Db,
+    relay: Arc<Notify>,
+}
+
+pub fn start(
+    ctx: &ServiceContext,
+    db: &Db,
+    producer: EventProducer,
+    built: &mut Built,
+) -> Result<(), StartError> {
+    let (relay, notify) = ctx.bus.relay(
+        db.write.clone(),
+        producer,
+        ctx.config.seed_for("catalog.relay"),
+        CancellationToken::new(),
+    );
+    built.background.push(relay);
+    let handler = Arc::new(CatalogHandler {
+        db: db.clone(),
+        relay: notify,
+    });
+    ctx.bus
+        .consume(
+            ctx.kafka().unwrap_or_default(),
+            GROUP,
+            &[ORDERS],
+            &ctx.config.events,
+            ctx.config.seed_for("catalog.consumer"),
+            handler,
+        )
+        .map_err(StartError::Events)
+}
+
+impl Handler for CatalogHandler {
+    fn handle<'a>(&'a self, msg: &'a Delivery) -> BoxFuture<'a, Result<(), HandleError>> {
+        Box::pin(async move {
+            let event = msg.event()?;
+            match event.event_type {
+                EventType::OrderCreated => self.reserve(&event).await,
+                EventType::OrderConfirmed => self.settle(&event, true).await,
+                EventType::OrderCancelled => self.settle(&event, false).await,
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+impl CatalogHandler {
+    async fn reserve(&self, event: &Event) -> Result<(), HandleError> {
+        let facts: OrderFacts = payload(event)?;
+        let mut tx = self.db.write.begin().await.map_err(db_error)?;
+        if !processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
+            .await
+            .map_err(db_error)?
+        {
+            return Ok(());
+        }
+        let req = ReserveRequest {
+            order_id: event.order_id,
+            product_id: facts.product_id,
+            quantity: facts.quantity,
+        };
+        let next = match reserve_in(&mut tx, &req).await {
+            Ok(_) => Event::new(
+                EventType::StockReserved,
+                event.order_id,
+                serde_json::to_value(&facts).unwrap_or_default(),
+            ),
+            Err(e) if e.status.is_client_error() => Event::new(
+                EventType::StockReservationFailed,
+                event.order_id,
+                serde_json::to_value(OrderFacts {
+                    reason: Some(e.body.error),
+                    ..facts
+                })
+                .unwrap_or_default(),
+            ),
+            Err(e) => return Err(crate::events::api_error(e)),
+        };
+        outbox::enqueue(&mut tx, INVENTORY, &next.key(), &next)
+            .await
+            .map_err(HandleError::transient)?;
+        tx.commit().await.map_err(db_error)?;
+        self.relay.notify_one();
+        Ok(())
+    }
+
+    /// Commits (confirmed) or releases (cancelled) the order's reservation.
+    async fn settle(&self, event: &Event, confirmed: bool) -> Result<(), HandleError> {
+        let mut tx = self.db.write.begin().await.map_err(db_error)?;
+        if !processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
+            .await
+            .map_err(db_error)?
+        {
+            return Ok(());
+        }
+        let result = if confirmed {
+            commit_in(&mut tx, event.order_id).await
+        } else {
+            release_in(&mut tx, event.order_id).await
+        };
+        if let Err(e) = result {
+            if e.status.is_server_error() {
+                return Err(crate::events::api_error(e));
+            }
+            // Nothing to commit or release is not worth a dead letter, but
+            // it is worth a line in the log.
+            tracing::warn!(order = event.order_id, error = %e.body.error, "catalog: reservation not settled");
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+}
