@@ -43,6 +43,11 @@ pub struct Order {
     pub saga_step: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// When it became CONFIRMED or CANCELLED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<i64>,
 }
 
 impl Order {
@@ -61,8 +66,8 @@ pub struct SagaEntry {
     pub at: i64,
 }
 
-const ORDER_COLUMNS: &str =
-    "id, user_id, product_id, quantity, total_cents, flow, status, saga_step, cancel_reason";
+const ORDER_COLUMNS: &str = "id, user_id, product_id, quantity, total_cents, flow, status, \
+     saga_step, cancel_reason, created_at, settled_at";
 
 pub struct NewOrder<'a> {
     pub user_id: i64,
@@ -212,8 +217,9 @@ pub async fn advance(
     let now = now_ms();
     let mut tx = db.write.begin().await?;
     sqlx::query(
-        "UPDATE orders SET saga_step = ?, status = COALESCE(?, status),
-         cancel_reason = COALESCE(?, cancel_reason), updated_at = ? WHERE id = ?",
+        "UPDATE orders SET saga_step = ?1, status = COALESCE(?2, status),
+         cancel_reason = COALESCE(?3, cancel_reason), updated_at = ?4,
+         settled_at = COALESCE(settled_at, CASE WHEN ?2 IS NOT NULL THEN ?4 END) WHERE id = ?5",
     )
     .bind(next_step)
     .bind(status)

@@ -1,0 +1,204 @@
+//! The asynchronous order flow at a fixed offered rate: orders are sent
+//! open-loop (on schedule, whatever the answers do) through the gateway
+//! with `flow = "async"` for a fixed time, on the same stack `serve` runs
+//! (every link behind its proxy, the embedded broker behind `kafka`).
+//! Reports orders accepted per second, the accept latency, and the time
+//! from accepted to CONFIRMED/CANCELLED as the orders database recorded it.
+//!
+//! `cargo bench --bench async_orders [-- --rate 2000 --seconds 30]`
+
+use std::time::{Duration, Instant};
+
+use gauntlet::stack::{Kafka, Stack, StackOptions};
+use gauntlet_system::ServiceName;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+fn arg(name: &str, default: u64) -> u64 {
+    let argv: Vec<String> = std::env::args().collect();
+    argv.iter()
+        .position(|a| a == name)
+        .and_then(|i| argv.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let rate = arg("--rate", 2000);
+    let seconds = arg("--seconds", 30);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(rate, seconds));
+}
+
+async fn run(rate: u64, seconds: u64) {
+    let mut stack = Stack::start(StackOptions {
+        kafka: Kafka::Embedded,
+        ..StackOptions::default()
+    })
+    .await
+    .expect("stack starts");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(512)
+        .build()
+        .expect("client");
+    let g = stack.gateway_url().to_string();
+    let user: Value = http
+        .post(format!("{g}/api/users"))
+        .json(&json!({"name": "Load", "email": "load@example.com"}))
+        .send()
+        .await
+        .expect("user")
+        .json()
+        .await
+        .expect("user json");
+    let product: Value = http
+        .post(format!("{g}/api/products"))
+        .json(&json!({"name": "Widget", "price_cents": 100, "stock": 1_000_000_000}))
+        .send()
+        .await
+        .expect("product")
+        .json()
+        .await
+        .expect("product json");
+    let body =
+        json!({"user_id": user["id"], "product_id": product["id"], "quantity": 1, "flow": "async"});
+
+    // Open loop: one request per slot of the schedule, sent on time.
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut sent = Vec::with_capacity(total as usize);
+    for k in 0..total {
+        let due = start + interval * k as u32;
+        tokio::time::sleep_until(due).await;
+        let (http, url, body) = (http.clone(), format!("{g}/api/orders"), body.clone());
+        sent.push(tokio::spawn(async move {
+            let r = http.post(url).json(&body).send().await;
+            let outcome = match &r {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(e) if e.is_timeout() => "timeout".to_string(),
+                Err(e) if e.is_connect() => "connect error".to_string(),
+                Err(_) => "transport error".to_string(),
+            };
+            (outcome, due.elapsed())
+        }));
+    }
+    let mut accept = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram");
+    let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
+    for t in sent {
+        if let Ok((outcome, took)) = t.await {
+            if outcome == "202" {
+                let _ = accept.record(took.as_micros() as u64);
+            }
+            *outcomes.entry(outcome).or_default() += 1;
+        }
+    }
+    let accepted = outcomes.get("202").copied().unwrap_or(0);
+    let send_elapsed = start.elapsed();
+
+    // Wait (bounded) for every accepted order to settle, then read when.
+    let orders = stack.system.lock().await.url(ServiceName::Orders);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut open = u64::MAX;
+    while Instant::now() < deadline {
+        let v: Value = http
+            .get(format!("{orders}/orders?open=true&limit=1"))
+            .send()
+            .await
+            .expect("orders")
+            .json()
+            .await
+            .expect("orders json");
+        open = v.as_array().map_or(0, |a| a.len() as u64);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut settle = Histogram::<u64>::new_with_bounds(1, 600_000, 3).expect("histogram");
+    let (mut after, mut confirmed, mut cancelled) = (0i64, 0u64, 0u64);
+    loop {
+        let page: Vec<Value> = http
+            .get(format!("{orders}/orders?after={after}&limit=10000"))
+            .send()
+            .await
+            .expect("orders")
+            .json()
+            .await
+            .expect("orders json");
+        let Some(last) = page.last() else { break };
+        after = last["id"].as_i64().unwrap_or(i64::MAX);
+        for o in &page {
+            if o["flow"] != "async" {
+                continue;
+            }
+            match o["status"].as_str() {
+                Some("CONFIRMED") => confirmed += 1,
+                Some("CANCELLED") => cancelled += 1,
+                _ => continue,
+            }
+            if let (Some(c), Some(s)) = (o["created_at"].as_i64(), o["settled_at"].as_i64()) {
+                let _ = settle.record((s - c).max(1) as u64);
+            }
+        }
+    }
+    println!(
+        "async flow, offered {rate}/s for {seconds} s, {} cores, embedded broker, proxies on every link",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "accepted       {accepted} of {total} ({:.0}/s over {:.1} s of sending)",
+        accepted as f64 / send_elapsed.as_secs_f64(),
+        send_elapsed.as_secs_f64()
+    );
+    println!("answers        {outcomes:?}");
+    println!(
+        "accept latency p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms (from the intended send time)",
+        accept.value_at_quantile(0.5) as f64 / 1000.0,
+        accept.value_at_quantile(0.99) as f64 / 1000.0,
+        accept.max() as f64 / 1000.0
+    );
+    println!(
+        "settled        {confirmed} confirmed, {cancelled} cancelled, {} still open",
+        if open == u64::MAX { 0 } else { open }
+    );
+    println!(
+        "accepted -> terminal  p50 {} ms  p99 {} ms  max {} ms",
+        settle.value_at_quantile(0.5),
+        settle.value_at_quantile(0.99),
+        settle.max()
+    );
+    // Where the time goes: each consumer group's handling time per message.
+    for service in [
+        ServiceName::Catalog,
+        ServiceName::Payments,
+        ServiceName::Orders,
+    ] {
+        let url = format!("{}/metrics", stack.system.lock().await.url(service));
+        let text = http
+            .get(url)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let pick = |prefix: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit(' ').next().map(str::to_string))
+                .collect()
+        };
+        println!(
+            "consumer {:<9} handled {:?}, handling p50/p99 {:?} s",
+            service.as_str(),
+            pick("gauntlet_consumer_processed_total"),
+            pick("gauntlet_consumer_processing_seconds"),
+        );
+    }
+    stack.stop().await;
+}
