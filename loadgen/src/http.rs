@@ -1,0 +1,321 @@
+//! One request, and how its ending is read: a 2xx is ok, a 4xx/5xx a
+//! failure, no answer unknown.
+//!
+//! Two transports. `Direct` (the default, plain `http://`) gives each goose
+//! user one HTTP/1.1 keep-alive connection of its own on hyper's client
+//! connection API: no pool to check out of, no URL parsed per request, the
+//! request built from pre-parsed parts. That is what lets the generator
+//! come close to wrk on a loopback endpoint, where the pooled client falls
+//! well short (the `max_rate` bench measures both).
+//! `Goose` sends with the goose user's own reqwest client, and is the one
+//! that speaks `https://`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use goose_reqwest::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT,
+};
+use goose_reqwest::{Client, Method, Url};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Uri;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::history::{detail, OpKind, Outcome};
+
+/// The header the orders service dedupes orders by.
+pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The detail of an operation cut short by the run's cancellation.
+pub(crate) const CANCELLED: &str = "cancelled by the run while in flight";
+
+/// An endpoint's address in both forms the transports want.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    /// For the goose (reqwest) client.
+    pub url: Url,
+    /// Origin form (`/api/orders?x=y`), for the direct connection.
+    pub path: Uri,
+}
+
+impl Link {
+    pub fn parse(url: &str) -> Result<Link, String> {
+        let url = Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        let origin = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let path = origin
+            .parse::<Uri>()
+            .map_err(|e| format!("{origin:?}: {e}"))?;
+        Ok(Link { url, path })
+    }
+}
+
+/// A request to make.
+pub(crate) struct Call<'a> {
+    pub kind: OpKind,
+    pub link: &'a Link,
+    /// A JSON body, for a POST.
+    pub body: Option<Vec<u8>>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// How a request ended.
+pub(crate) struct Answer {
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    /// The body, for a 2xx (empty otherwise).
+    pub body: Bytes,
+    pub detail: Option<Box<str>>,
+    pub invoked: Instant,
+    pub completed: Instant,
+}
+
+/// What every request of a run shares.
+pub(crate) struct Http {
+    pub auth: Option<HeaderValue>,
+    /// `host:port`, the `Host` header and where direct connections go.
+    pub authority: String,
+    pub host: HeaderValue,
+    pub timeout: Duration,
+}
+
+/// One user's way of sending.
+pub(crate) enum Transport {
+    /// A connection of the user's own, made on first use and remade after
+    /// any failure.
+    Direct(Direct),
+    /// The goose user's reqwest client.
+    Goose(Client),
+}
+
+/// A user's own HTTP/1.1 connection.
+#[derive(Default)]
+pub(crate) struct Direct {
+    conn: Option<(SendRequest<Full<Bytes>>, JoinHandle<()>)>,
+}
+
+impl Direct {
+    /// Drops the connection (its state is unknown after a failure).
+    fn reset(&mut self) {
+        if let Some((_, task)) = self.conn.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        self.reset();
+    }
+}
+
+/// How an exchange ended, before it is read as an outcome.
+enum Exchange {
+    Answered(u16, Bytes),
+    /// The answer's head came, its body did not.
+    BodyLost(u16, Box<str>),
+    /// Nothing was sent: no connection could be made.
+    NotSent(Box<str>),
+    /// Sent, and the connection broke before a whole answer.
+    Lost(Box<str>),
+}
+
+impl Http {
+    /// Sends `call` and reads the whole answer within the request timeout;
+    /// `cancel` abandons it (the outcome is then unknown).
+    pub async fn send(
+        &self,
+        transport: &mut Transport,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+    ) -> Answer {
+        let invoked = Instant::now();
+        let result = {
+            let exchange = async {
+                match transport {
+                    Transport::Direct(d) => self.direct(d, &call).await,
+                    Transport::Goose(c) => self.goose(c, &call).await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = tokio::time::timeout(self.timeout, exchange) => Some(r),
+                _ = cancel.cancelled() => None,
+            }
+        };
+        let completed = Instant::now();
+        let mut answer = Answer {
+            outcome: Outcome::Unknown,
+            status: None,
+            body: Bytes::new(),
+            detail: None,
+            invoked,
+            completed,
+        };
+        let exchange = match result {
+            None => Exchange::Lost(CANCELLED.into()),
+            Some(Err(_)) => Exchange::Lost(detail(&format!(
+                "timeout: no answer within {:?}",
+                self.timeout
+            ))),
+            Some(Ok(e)) => e,
+        };
+        if !matches!(exchange, Exchange::Answered(..)) {
+            // Whatever the connection holds now is not an answer to read.
+            if let Transport::Direct(d) = transport {
+                d.reset();
+            }
+        }
+        match exchange {
+            Exchange::Answered(status, body) => {
+                answer.status = Some(status);
+                if (200..300).contains(&status) {
+                    answer.outcome = Outcome::Ok;
+                    answer.body = body;
+                } else {
+                    answer.outcome = Outcome::Fail;
+                    answer.detail = Some(detail(&String::from_utf8_lossy(&body)));
+                }
+            }
+            Exchange::BodyLost(status, why) => {
+                answer.status = Some(status);
+                answer.detail = Some(why);
+            }
+            Exchange::NotSent(why) => {
+                answer.outcome = Outcome::Fail;
+                answer.detail = Some(why);
+            }
+            Exchange::Lost(why) => answer.detail = Some(why),
+        }
+        answer
+    }
+
+    async fn direct(&self, d: &mut Direct, call: &Call<'_>) -> Exchange {
+        if let Some((send, _)) = &mut d.conn {
+            // A connection the server closed while idle is remade: nothing
+            // was sent on it.
+            if send.ready().await.is_err() {
+                d.reset();
+            }
+        }
+        if d.conn.is_none() {
+            match self.connect().await {
+                Ok(conn) => d.conn = Some(conn),
+                Err(why) => return Exchange::NotSent(why),
+            }
+        }
+        let Some((send, _)) = &mut d.conn else {
+            return Exchange::NotSent("no connection".into());
+        };
+        let mut request = hyper::Request::builder()
+            .method(method(call.kind))
+            .uri(call.link.path.clone())
+            .header(HOST, self.host.clone())
+            .header(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
+        if call.body.is_some() {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(key) = call.idempotency_key {
+            request = request.header(IDEMPOTENCY_KEY, key);
+        }
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        let body = Full::new(Bytes::from(call.body.clone().unwrap_or_default()));
+        let request = match request.body(body) {
+            Ok(r) => r,
+            Err(e) => return Exchange::NotSent(detail(&format!("bad request: {e}"))),
+        };
+        let response = match send.send_request(request).await {
+            Ok(r) => r,
+            Err(e) => return Exchange::Lost(detail(&format!("connection lost: {e}"))),
+        };
+        let status = response.status().as_u16();
+        match response.into_body().collect().await {
+            Ok(body) => Exchange::Answered(status, body.to_bytes()),
+            Err(e) => Exchange::BodyLost(status, detail(&format!("body lost: {e}"))),
+        }
+    }
+
+    async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), Box<str>> {
+        let no = |e: &dyn std::fmt::Display| detail(&format!("no connection: {e}"));
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| no(&e))?;
+        // Requests are small and answered one at a time: no Nagle delay.
+        let _ = stream.set_nodelay(true);
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| no(&e))?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((send, task))
+    }
+
+    async fn goose(&self, client: &Client, call: &Call<'_>) -> Exchange {
+        let mut builder = client.request(method(call.kind), call.link.url.clone());
+        if let Some(body) = &call.body {
+            builder = builder
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
+        }
+        if let Some(key) = call.idempotency_key {
+            builder = builder.header(IDEMPOTENCY_KEY, key);
+        }
+        if let Some(auth) = &self.auth {
+            builder = builder.header(AUTHORIZATION, auth.clone());
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Exchange::NotSent(describe("no connection", &e)),
+            Err(e) if e.is_builder() => return Exchange::NotSent(describe("bad request", &e)),
+            Err(e) if e.is_timeout() => return Exchange::Lost(describe("timeout", &e)),
+            Err(e) => return Exchange::Lost(describe("connection lost", &e)),
+        };
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Ok(body) => Exchange::Answered(status, body),
+            Err(e) => Exchange::BodyLost(status, describe("body lost", &e)),
+        }
+    }
+}
+
+fn method(kind: OpKind) -> Method {
+    match kind {
+        OpKind::CreateUser | OpKind::PlaceOrder => Method::POST,
+        OpKind::ListProducts | OpKind::GetOrder => Method::GET,
+    }
+}
+
+/// `what: <innermost cause>`, short.
+fn describe(what: &str, e: &goose_reqwest::Error) -> Box<str> {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    detail(&format!("{what}: {cause}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_keep_the_query_in_origin_form() {
+        let l = Link::parse("http://127.0.0.1:8080/api/products?limit=20").unwrap();
+        assert_eq!(l.path, "/api/products?limit=20");
+        assert_eq!(
+            l.url.as_str(),
+            "http://127.0.0.1:8080/api/products?limit=20"
+        );
+        assert!(Link::parse("not a url").is_err());
+    }
+}
