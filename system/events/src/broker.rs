@@ -102,8 +102,7 @@ impl EmbeddedBroker {
         // readiness probe below would then find whatever else holds the
         // port. Check the port is free first (the window until tansu binds
         // it is a few milliseconds).
-        std::net::TcpListener::bind(addr)
-            .map_err(|e| start_err(format!("cannot bind: {e}")))?;
+        std::net::TcpListener::bind(addr).map_err(|e| start_err(format!("cannot bind: {e}")))?;
 
         let mut broker: TansuBroker =
             Broker::<Controller<StorageContainer>, StorageContainer>::builder()
