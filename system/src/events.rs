@@ -101,7 +101,6 @@ impl Bus {
     }
 
     /// Starts a consumer group for this service.
-    #[allow(clippy::too_many_arguments)]
     pub fn consume(
         &self,
         bootstrap: &str,
@@ -145,7 +144,6 @@ impl Bus {
         pool: sqlx::SqlitePool,
         producer: EventProducer,
         seed: u64,
-        shutdown: CancellationToken,
     ) -> (futures::future::BoxFuture<'static, ()>, Arc<Notify>) {
         let relay = OutboxRelay::new(
             pool,
@@ -157,7 +155,8 @@ impl Bus {
         );
         let notify = relay.notifier();
         self.relays.lock().push((relay.stats(), notify.clone()));
-        (Box::pin(relay.run(shutdown)), notify)
+        // The loop lives inside its service's task and ends with it.
+        (Box::pin(relay.run(CancellationToken::new())), notify)
     }
 
     pub fn stats(&self) -> Vec<ConsumerStats> {

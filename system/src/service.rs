@@ -113,6 +113,45 @@ impl ServiceContext {
         Ok(client)
     }
 
+    /// Starts this service's outbox relay over `db` as a background loop;
+    /// returns the notifier to poke after each commit.
+    pub fn relay(
+        &self,
+        db: &Db,
+        producer: EventProducer,
+        built: &mut Built,
+    ) -> Arc<tokio::sync::Notify> {
+        let seed = self.config.seed_for(&format!("{}.relay", self.name));
+        let (relay, notify) = self.bus.relay(db.write.clone(), producer, seed);
+        built.background.push(relay);
+        notify
+    }
+
+    /// Starts this service's consumer group (named after the service).
+    pub fn consume(
+        &self,
+        topics: &[&str],
+        handler: Arc<dyn gauntlet_events::Handler>,
+    ) -> Result<(), StartError> {
+        let bootstrap = self.kafka().ok_or_else(|| {
+            StartError::Events(format!(
+                "{} consumes events, and there is no broker",
+                self.name
+            ))
+        })?;
+        let seed = self.config.seed_for(&format!("{}.consumer", self.name));
+        self.bus
+            .consume(
+                bootstrap,
+                self.name.as_str(),
+                topics,
+                &self.config.events,
+                seed,
+                handler,
+            )
+            .map_err(StartError::Events)
+    }
+
     /// Opens this service's database with its migrations.
     pub async fn db(&self, migrator: &sqlx::migrate::Migrator) -> Result<Db, StartError> {
         let db = Db::open(&self.data_dir, self.name.as_str(), migrator).await?;

@@ -9,7 +9,6 @@ use gauntlet_events::{
     outbox, processed, Delivery, Event, EventProducer, EventType, HandleError, Handler,
 };
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
 use crate::events::{db_error, payload, OrderFacts, INVENTORY, ORDERS};
@@ -29,27 +28,12 @@ pub fn start(
     producer: EventProducer,
     built: &mut Built,
 ) -> Result<(), StartError> {
-    let (relay, notify) = ctx.bus.relay(
-        db.write.clone(),
-        producer,
-        ctx.config.seed_for("catalog.relay"),
-        CancellationToken::new(),
-    );
-    built.background.push(relay);
+    let notify = ctx.relay(db, producer, built);
     let handler = Arc::new(CatalogHandler {
         db: db.clone(),
         relay: notify,
     });
-    ctx.bus
-        .consume(
-            ctx.kafka().unwrap_or_default(),
-            GROUP,
-            &[ORDERS],
-            &ctx.config.events,
-            ctx.config.seed_for("catalog.consumer"),
-            handler,
-        )
-        .map_err(StartError::Events)
+    ctx.consume(&[ORDERS], handler)
 }
 
 impl Handler for CatalogHandler {

@@ -10,7 +10,6 @@ use gauntlet_events::{
     outbox, processed, Delivery, Event, EventProducer, EventType, HandleError, Handler,
 };
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::events::{api_error, db_error, payload, OrderFacts, INVENTORY, PAYMENTS};
 use crate::service::{Built, ServiceContext, StartError};
@@ -29,27 +28,12 @@ pub fn start(
     producer: EventProducer,
     built: &mut Built,
 ) -> Result<(), StartError> {
-    let (relay, notify) = ctx.bus.relay(
-        state.db.write.clone(),
-        producer,
-        ctx.config.seed_for("payments.relay"),
-        CancellationToken::new(),
-    );
-    built.background.push(relay);
+    let notify = ctx.relay(&state.db, producer, built);
     let handler = Arc::new(PaymentsHandler {
         state,
         relay: notify,
     });
-    ctx.bus
-        .consume(
-            ctx.kafka().unwrap_or_default(),
-            GROUP,
-            &[INVENTORY],
-            &ctx.config.events,
-            ctx.config.seed_for("payments.consumer"),
-            handler,
-        )
-        .map_err(StartError::Events)
+    ctx.consume(&[INVENTORY], handler)
 }
 
 impl Handler for PaymentsHandler {

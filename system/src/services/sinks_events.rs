@@ -26,27 +26,18 @@ struct SinkHandler {
 /// Starts the consumer group of notifications or analytics, if there is a
 /// broker.
 pub fn start(ctx: &ServiceContext, db: &Db) -> Result<(), StartError> {
-    let Some(bootstrap) = ctx.kafka() else {
+    if ctx.kafka().is_none() {
         return Ok(());
-    };
-    let (sink, group) = match ctx.name {
-        crate::ServiceName::Notifications => (Sink::Notifications, "notifications"),
-        _ => (Sink::Analytics, "analytics"),
+    }
+    let sink = match ctx.name {
+        crate::ServiceName::Notifications => Sink::Notifications,
+        _ => Sink::Analytics,
     };
     let handler = Arc::new(SinkHandler {
         db: db.clone(),
         sink,
     });
-    ctx.bus
-        .consume(
-            bootstrap,
-            group,
-            &[ORDERS],
-            &ctx.config.events,
-            ctx.config.seed_for(&format!("{group}.consumer")),
-            handler,
-        )
-        .map_err(StartError::Events)
+    ctx.consume(&[ORDERS], handler)
 }
 
 impl Handler for SinkHandler {

@@ -17,7 +17,6 @@ use gauntlet_events::{
 };
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::store::{self, Order};
 use crate::db::{now_ms, Db};
@@ -48,13 +47,7 @@ pub fn start(
     outcomes: KindCounter,
     built: &mut Built,
 ) -> Result<AsyncOrders, StartError> {
-    let (relay, notify) = ctx.bus.relay(
-        db.write.clone(),
-        producer,
-        ctx.config.seed_for("orders.relay"),
-        CancellationToken::new(),
-    );
-    built.background.push(relay);
+    let notify = ctx.relay(db, producer, built);
     let settle = ctx.telemetry.histogram(
         "async_order_settle_seconds",
         "Time from an async order accepted to CONFIRMED or CANCELLED",
@@ -65,16 +58,7 @@ pub fn start(
         outcomes,
         settle,
     });
-    ctx.bus
-        .consume(
-            ctx.kafka().unwrap_or_default(),
-            GROUP,
-            &[INVENTORY, PAYMENTS],
-            &ctx.config.events,
-            ctx.config.seed_for("orders.consumer"),
-            handler,
-        )
-        .map_err(StartError::Events)?;
+    ctx.consume(&[INVENTORY, PAYMENTS], handler)?;
     Ok(AsyncOrders { relay: notify })
 }
 
