@@ -34,6 +34,26 @@ pub const INVENTORY: &str = "inventory";
 pub const PAYMENTS: &str = "payments";
 pub const TOPICS: [&str; 3] = [ORDERS, INVENTORY, PAYMENTS];
 
+/// Which topics each consumer group reads; a group is named after its
+/// service. Each service subscribes from here, and the harness reads it to
+/// account for every event.
+pub const SUBSCRIPTIONS: [(crate::ServiceName, &[&str]); 5] = [
+    (crate::ServiceName::Catalog, &[ORDERS]),
+    (crate::ServiceName::Payments, &[INVENTORY]),
+    (crate::ServiceName::Orders, &[INVENTORY, PAYMENTS]),
+    (crate::ServiceName::Notifications, &[ORDERS]),
+    (crate::ServiceName::Analytics, &[ORDERS]),
+];
+
+/// The topics `service`'s consumer group reads (none for a service that
+/// consumes nothing).
+pub fn subscriptions(service: crate::ServiceName) -> &'static [&'static str] {
+    SUBSCRIPTIONS
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map_or(&[], |(_, t)| t)
+}
+
 /// The event bus settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -86,7 +106,13 @@ pub const MAX_POLL_INTERVAL_MS: u32 = 20_000;
 #[derive(Default)]
 pub struct Bus {
     consumers: Mutex<Vec<ConsumerHandle>>,
-    relays: Mutex<Vec<(Arc<RelayStats>, Arc<Notify>)>>,
+    relays: Mutex<Vec<Relay>>,
+}
+
+/// One outbox relay: its figures and the database it drains.
+struct Relay {
+    stats: Arc<RelayStats>,
+    pool: sqlx::SqlitePool,
 }
 
 impl std::fmt::Debug for Bus {
@@ -146,7 +172,7 @@ impl Bus {
         seed: u64,
     ) -> (futures::future::BoxFuture<'static, ()>, Arc<Notify>) {
         let relay = OutboxRelay::new(
-            pool,
+            pool.clone(),
             producer,
             RelaySettings {
                 seed,
@@ -154,7 +180,10 @@ impl Bus {
             },
         );
         let notify = relay.notifier();
-        self.relays.lock().push((relay.stats(), notify.clone()));
+        self.relays.lock().push(Relay {
+            stats: relay.stats(),
+            pool,
+        });
         // The loop lives inside its service's task and ends with it.
         (Box::pin(relay.run(CancellationToken::new())), notify)
     }
@@ -164,7 +193,18 @@ impl Bus {
     }
 
     pub fn relay_stats(&self) -> Vec<Arc<RelayStats>> {
-        self.relays.lock().iter().map(|(s, _)| s.clone()).collect()
+        self.relays.lock().iter().map(|r| r.stats.clone()).collect()
+    }
+
+    /// Outbox rows not yet published, over every relay of this service.
+    pub async fn outbox_backlog(&self) -> Result<i64, sqlx::Error> {
+        let pools: Vec<sqlx::SqlitePool> =
+            self.relays.lock().iter().map(|r| r.pool.clone()).collect();
+        let mut total = 0;
+        for pool in pools {
+            total += gauntlet_events::outbox::backlog(&pool).await?;
+        }
+        Ok(total)
     }
 
     /// Pauses (or resumes) every consumer of this service.

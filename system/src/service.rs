@@ -127,12 +127,10 @@ impl ServiceContext {
         notify
     }
 
-    /// Starts this service's consumer group (named after the service).
-    pub fn consume(
-        &self,
-        topics: &[&str],
-        handler: Arc<dyn gauntlet_events::Handler>,
-    ) -> Result<(), StartError> {
+    /// Starts this service's consumer group (named after the service), on
+    /// the topics [`SUBSCRIPTIONS`](crate::events::SUBSCRIPTIONS) gives it.
+    pub fn consume(&self, handler: Arc<dyn gauntlet_events::Handler>) -> Result<(), StartError> {
+        let topics = crate::events::subscriptions(self.name);
         let bootstrap = self.kafka().ok_or_else(|| {
             StartError::Events(format!(
                 "{} consumes events, and there is no broker",

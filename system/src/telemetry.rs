@@ -76,6 +76,7 @@ pub struct Telemetry {
     clients: Arc<Mutex<Vec<ServiceClient>>>,
     cpu: Mutex<CpuSample>,
     db: Mutex<Option<Db>>,
+    bus: Arc<crate::events::Bus>,
 }
 
 impl Telemetry {
@@ -95,7 +96,7 @@ impl Telemetry {
         );
         let clients = Arc::new(Mutex::new(Vec::new()));
         registry.register_collector(Box::new(ClientsCollector(clients.clone())));
-        registry.register_collector(Box::new(BusCollector(bus)));
+        registry.register_collector(Box::new(BusCollector(bus.clone())));
         Arc::new(Self {
             service,
             started: Instant::now(),
@@ -106,6 +107,7 @@ impl Telemetry {
             clients,
             cpu: Mutex::new(CpuSample::now()),
             db: Mutex::new(None),
+            bus,
         })
     }
 
@@ -158,6 +160,7 @@ pub fn routes(telemetry: Arc<Telemetry>) -> Router {
         .route("/info", get(info))
         .route("/metrics", get(metrics))
         .route("/circuit-breakers", get(circuit_breakers))
+        .route("/events", get(events))
         .with_state(telemetry)
 }
 
@@ -289,6 +292,59 @@ async fn circuit_breakers(State(t): State<Arc<Telemetry>>) -> impl IntoResponse 
         })
         .collect();
     axum::Json(serde_json::json!({ "service": t.service, "breakers": breakers }))
+}
+
+/// `GET /events`: the service's event path as the harness reads it to
+/// decide the system has quiesced (outbox drained, no lag) and to sample
+/// lag over a run. A service with no event path answers zeros and `[]`.
+async fn events(State(t): State<Arc<Telemetry>>) -> Response {
+    let backlog = match t.bus.outbox_backlog().await {
+        Ok(n) => n,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "error": "database_unavailable",
+                    "message": format!("cannot count the outbox backlog: {e}"),
+                })),
+            )
+                .into_response()
+        }
+    };
+    let relays = t.bus.relay_stats();
+    let consumers: Vec<serde_json::Value> = t
+        .bus
+        .stats()
+        .iter()
+        .map(|s| {
+            let lag: i64 = s
+                .lag
+                .iter()
+                .map(|l| (l.high_watermark - l.position).max(0))
+                .sum();
+            serde_json::json!({
+                "group": s.group,
+                "processed": s.processed,
+                "retries": s.retries,
+                "dead_lettered": s.dead_lettered,
+                "errors": s.errors,
+                "paused": s.paused,
+                "lag": lag,
+                "lag_age_ms": s.lag_age.map(|a| a.as_millis() as u64),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "service": t.service,
+        "outbox": {
+            "relays": relays.len(),
+            "backlog": backlog,
+            "published": relays.iter().map(|r| r.published()).sum::<u64>(),
+            "failures": relays.iter().map(|r| r.failures()).sum::<u64>(),
+        },
+        "consumers": consumers,
+    }))
+    .into_response()
 }
 
 /// A counter read from a client at scrape time: name, help, how to read it.

@@ -11,7 +11,7 @@ use gauntlet_events::{
 use tokio::sync::Notify;
 
 use crate::db::Db;
-use crate::events::{db_error, payload, OrderFacts, INVENTORY, ORDERS};
+use crate::events::{db_error, payload, OrderFacts, INVENTORY};
 use crate::service::{Built, ServiceContext, StartError};
 use crate::services::catalog::{commit_in, release_in, reserve_in, ReserveRequest};
 
@@ -33,7 +33,7 @@ pub fn start(
         db: db.clone(),
         relay: notify,
     });
-    ctx.consume(&[ORDERS], handler)
+    ctx.consume(handler)
 }
 
 impl Handler for CatalogHandler {

@@ -11,7 +11,7 @@ use gauntlet_events::{
 };
 use tokio::sync::Notify;
 
-use crate::events::{api_error, db_error, payload, OrderFacts, INVENTORY, PAYMENTS};
+use crate::events::{api_error, db_error, payload, OrderFacts, PAYMENTS};
 use crate::service::{Built, ServiceContext, StartError};
 use crate::services::payments::{charge_order, order_key, refund_order, NewCharge, PaymentsState};
 
@@ -33,7 +33,7 @@ pub fn start(
         state,
         relay: notify,
     });
-    ctx.consume(&[INVENTORY], handler)
+    ctx.consume(handler)
 }
 
 impl Handler for PaymentsHandler {

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use gauntlet_events::{processed, Delivery, Event, EventType, HandleError, Handler};
 
 use crate::db::{now_ms, Db};
-use crate::events::{db_error, payload, OrderFacts, ORDERS};
+use crate::events::{db_error, payload, OrderFacts};
 use crate::service::{ServiceContext, StartError};
 
 #[derive(Clone, Copy)]
@@ -37,7 +37,7 @@ pub fn start(ctx: &ServiceContext, db: &Db) -> Result<(), StartError> {
         db: db.clone(),
         sink,
     });
-    ctx.consume(&[ORDERS], handler)
+    ctx.consume(handler)
 }
 
 impl Handler for SinkHandler {

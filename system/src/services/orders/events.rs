@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use super::store::{self, Order};
 use crate::db::{now_ms, Db};
 use crate::error::ApiError;
-use crate::events::{db_error, payload, OrderFacts, INVENTORY, ORDERS, PAYMENTS};
+use crate::events::{db_error, payload, OrderFacts, ORDERS};
 use crate::service::{Built, ServiceContext, StartError};
 use crate::telemetry::{inc, KindCounter};
 
@@ -58,7 +58,7 @@ pub fn start(
         outcomes,
         settle,
     });
-    ctx.consume(&[INVENTORY, PAYMENTS], handler)?;
+    ctx.consume(handler)?;
     Ok(AsyncOrders { relay: notify })
 }
 
