@@ -213,6 +213,7 @@ fn config(base_url: &str, client: HttpClient, rate: f64) -> LoadConfig {
         create_user: 0,
         browse: 1,
         place_order: 0,
+        poll_order: 0,
     };
     c.client = client;
     c.warmup = WARMUP;

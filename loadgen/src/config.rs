@@ -168,10 +168,13 @@ pub struct Mix {
     /// `GET /api/products`.
     #[serde(default)]
     pub browse: u32,
-    /// `POST /api/orders` by a known customer, then `GET /api/orders/{id}`
-    /// until the order is terminal when it was answered pending.
+    /// `POST /api/orders` by a known customer.
     #[serde(default)]
     pub place_order: u32,
+    /// `POST /api/orders`, then `GET /api/orders/{id}` every poll interval
+    /// until the order is terminal, when it was answered pending.
+    #[serde(default)]
+    pub poll_order: u32,
 }
 
 impl Default for Mix {
@@ -180,14 +183,23 @@ impl Default for Mix {
         Mix {
             create_user: 1,
             browse: 3,
-            place_order: 6,
+            place_order: 5,
+            poll_order: 1,
         }
     }
 }
 
 impl Mix {
     pub(crate) fn total(&self) -> u64 {
-        u64::from(self.create_user) + u64::from(self.browse) + u64::from(self.place_order)
+        u64::from(self.create_user)
+            + u64::from(self.browse)
+            + u64::from(self.place_order)
+            + u64::from(self.poll_order)
+    }
+
+    /// True when some journey places orders.
+    pub fn orders(&self) -> bool {
+        self.place_order > 0 || self.poll_order > 0
     }
 }
 
@@ -368,7 +380,7 @@ impl LoadConfig {
         if self.poll.interval.is_zero() {
             errors.push("poll.interval: must be > 0".into());
         }
-        if self.mix.place_order > 0 && self.customers == 0 {
+        if self.mix.orders() && self.customers == 0 {
             errors.push("customers: orders need at least 1 customer".into());
         }
         if self.max_quantity == 0 {
@@ -485,7 +497,8 @@ mod tests {
             Mix {
                 create_user: 0,
                 browse: 2,
-                place_order: 0
+                place_order: 0,
+                poll_order: 0
             }
         );
     }
@@ -522,6 +535,7 @@ mod tests {
             create_user: 0,
             browse: 0,
             place_order: 0,
+            poll_order: 0,
         };
         c.request_timeout = Duration::ZERO;
         c.run_tag = Some("no spaces".into());

@@ -18,9 +18,11 @@ pub enum JourneyKind {
     CreateUser,
     /// List the products.
     Browse,
-    /// Place an order as a known customer, and follow it to a terminal
-    /// state when it was answered pending.
+    /// Place an order as a known customer.
     PlaceOrder,
+    /// Place an order, and follow it to a terminal state when it was
+    /// answered pending.
+    PollOrder,
 }
 
 /// The choices of one journey.
@@ -73,8 +75,14 @@ impl Planner {
             JourneyKind::CreateUser
         } else if draw < u64::from(self.mix.create_user) + u64::from(self.mix.browse) {
             JourneyKind::Browse
-        } else {
+        } else if draw
+            < u64::from(self.mix.create_user)
+                + u64::from(self.mix.browse)
+                + u64::from(self.mix.place_order)
+        {
             JourneyKind::PlaceOrder
+        } else {
+            JourneyKind::PollOrder
         };
         JourneyPlan {
             index,
@@ -143,6 +151,7 @@ mod tests {
             create_user: 1,
             browse: 0,
             place_order: 3,
+            poll_order: 0,
         };
         c.max_quantity = 3;
         let plans = Planner::new(&c).sequence(4000);

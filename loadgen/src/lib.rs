@@ -100,4 +100,4 @@ pub use journey::{JourneyKind, JourneyPlan, Planner};
 pub use progress::{Phase, Progress};
 pub use result::{Counts, EndpointResult, LoadResult, LoadSummary, Percentiles, Window};
 
-pub use run::{run_load, PROGRESS_EVERY};
+pub use run::{run_load, run_load_observed, LoadStart, PROGRESS_EVERY};

@@ -47,6 +47,33 @@ pub async fn run_load<F>(
 where
     F: Fn(Progress) + Send + Sync,
 {
+    run_load_observed(config, cancel, progress, None).await
+}
+
+/// When a run's load starts, sent once its set-up is done: a caller that
+/// acts in step with the measured load (a fault timeline, say) waits for
+/// [`LoadStart::measured_from`].
+#[derive(Debug, Clone, Copy)]
+pub struct LoadStart {
+    /// The load (warm-up first) starts now.
+    pub load_start: Instant,
+    /// Measuring starts here, after the warm-up.
+    pub measured_from: Instant,
+    /// Where the run's `_us` times count from.
+    pub clock_start: Instant,
+}
+
+/// [`run_load`], telling `started` when the load begins (after the set-up,
+/// which reads the catalog and creates customers and may take a while).
+pub async fn run_load_observed<F>(
+    config: LoadConfig,
+    cancel: CancellationToken,
+    progress: F,
+    started: Option<tokio::sync::oneshot::Sender<LoadStart>>,
+) -> Result<LoadResult, LoadError>
+where
+    F: Fn(Progress) + Send + Sync,
+{
     config.validate().map_err(LoadError::Config)?;
     let started_at = SystemTime::now();
     let clock = Clock {
@@ -127,6 +154,14 @@ where
     let measured_from = load_start + config.warmup;
     live.measured_from_us
         .store(clock.us(measured_from), Ordering::Relaxed);
+    if let Some(tx) = started {
+        // A caller that stopped listening has nothing to keep in step.
+        let _ = tx.send(LoadStart {
+            load_start,
+            measured_from,
+            clock_start: clock.start,
+        });
+    }
     let (pace, load_end, increase_per_sec) = match &config.model {
         Model::Open {
             start_rate,

@@ -138,7 +138,8 @@ impl Ctx {
                 let (_, op) = self.call(s, journey, call, intended).await;
                 s.log.record(op, &self.live);
             }
-            JourneyKind::PlaceOrder => self.place_order(s, plan, intended).await,
+            JourneyKind::PlaceOrder => self.place_order(s, plan, intended, false).await,
+            JourneyKind::PollOrder => self.place_order(s, plan, intended, true).await,
         }
     }
 
@@ -168,7 +169,14 @@ impl Ctx {
         result
     }
 
-    async fn place_order(&self, s: &mut Session, plan: &JourneyPlan, intended: Instant) {
+    /// `POST /api/orders`; with `poll`, then follows a pending answer.
+    async fn place_order(
+        &self,
+        s: &mut Session,
+        plan: &JourneyPlan,
+        intended: Instant,
+        poll: bool,
+    ) {
         let (Some(&user_id), Some(&product_id)) = (
             pick(&self.customers, plan.customer_draw),
             pick(&self.catalog, plan.product_draw),
@@ -201,7 +209,7 @@ impl Ctx {
                 Ok(order) => {
                     op.order_id = Some(order.id);
                     let status = order.status.unwrap_or_default();
-                    if !is_terminal(&status) {
+                    if poll && !is_terminal(&status) {
                         pending = Some(order.id);
                     }
                     op.detail = Some(status.into_boxed_str());

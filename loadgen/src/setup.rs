@@ -23,7 +23,7 @@ pub(crate) async fn prepare(
     s: &mut Session,
     config: &LoadConfig,
 ) -> Result<(Vec<i64>, Vec<i64>), LoadError> {
-    if config.mix.place_order == 0 {
+    if !config.mix.orders() {
         return Ok((Vec::new(), Vec::new()));
     }
     let failed = |detail: String| LoadError::Setup {

@@ -125,7 +125,8 @@ async fn a_pending_order_is_ok_with_its_id_and_followed_to_a_terminal_state() {
     config.mix = Mix {
         create_user: 0,
         browse: 0,
-        place_order: 1,
+        place_order: 0,
+        poll_order: 1,
     };
     config.customers = 3;
     config.poll.interval = Duration::from_millis(50);

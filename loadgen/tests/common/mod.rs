@@ -212,6 +212,7 @@ pub fn browse_at(base_url: &str, rate: f64, secs: f64) -> LoadConfig {
         create_user: 0,
         browse: 1,
         place_order: 0,
+        poll_order: 0,
     };
     c
 }
