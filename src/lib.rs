@@ -6,7 +6,9 @@
 //!
 //! - `stack.rs`: bind every service, put a proxy on every link, start
 //! - `timeline.rs`: timed faults, applied and undone, recorded
-//! - `cmd/`: the subcommands (`serve`, `proxy`)
+//! - `run/`: a scenario from start to verdict (`gauntlet run`)
+//! - `cmd/`: the subcommands (`run`, `validate`, `serve`, `proxy`)
 
+pub mod run;
 pub mod stack;
 pub mod timeline;

@@ -6,6 +6,8 @@
 //! - `main.rs`: argument parsing and logging
 //! - `cmd/serve.rs`: `gauntlet serve`, the whole system or one service
 //! - `cmd/proxy.rs`: `gauntlet proxy`, the fault proxy on its own
+//! - `cmd/run.rs`: `gauntlet run`, scenarios from start to verdict
+//! - `cmd/validate.rs`: `gauntlet validate`, scenario files checked
 
 mod cmd;
 
@@ -22,6 +24,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run scenario files: load and faults against the system, then
+    /// invariants and gates; writes report.json and junit.xml.
+    Run(cmd::run::RunArgs),
+    /// Check scenario files without running them.
+    Validate(cmd::validate::ValidateArgs),
     /// Run the reference system (every service, or one with --service).
     Serve(cmd::serve::ServeArgs),
     /// Run the Toxiproxy-compatible fault proxy on its own.
@@ -31,13 +38,23 @@ enum Command {
 /// Our own crates at info, everyone else's (the broker's are chatty) at warn.
 const DEFAULT_LOG: &str =
     "warn,gauntlet=info,gauntlet_system=info,gauntlet_chaos=info,gauntlet_events=info";
+/// During a run the faults are meant: the system's complaints about them
+/// would bury the progress line and the summary. The report has it all.
+const RUN_LOG: &str = "error,gauntlet=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Validate(args) = cli.command {
+        return cmd::validate::run(args);
+    }
+    let default_log = match cli.command {
+        Command::Run(_) => RUN_LOG,
+        _ => DEFAULT_LOG,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG.into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -53,6 +70,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Validate(_) => unreachable!("handled before the runtime starts"),
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Proxy(args) => cmd::proxy::run(args).await,
         }

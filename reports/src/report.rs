@@ -152,11 +152,15 @@ pub struct BreakerTransition {
     pub at_ms: u64,
 }
 
-/// Dead-lettering on one topic.
+/// Dead-lettering on one topic, counted per delivery: every consumer
+/// group reading the topic handles (or dead-letters) its own copy of each
+/// event, so a topic read by three groups has three deliveries per event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DlqCount {
     pub topic: String,
+    /// Deliveries: events produced × groups reading the topic.
     pub produced: u64,
+    /// Deliveries that ended in `<topic>.dlq`.
     pub dead_lettered: u64,
     /// dead_lettered / produced (0 when nothing was produced).
     pub rate: f64,

@@ -1,2 +1,4 @@
 pub mod proxy;
+pub mod run;
 pub mod serve;
+pub mod validate;

@@ -1,0 +1,34 @@
+//! `gauntlet validate <file>...`: checks scenario files without running
+//! anything, listing every problem of every file as `file:line:column`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Exit 0 when every file is a valid scenario, 2 otherwise.
+pub fn run(args: ValidateArgs) -> ExitCode {
+    let mut bad = 0;
+    for file in &args.files {
+        match gauntlet_reports::load_scenario(file) {
+            Ok(s) => println!("{}: ok ({})", file.display(), s.name),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!("{bad} of {} scenario file(s) rejected", args.files.len());
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

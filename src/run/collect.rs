@@ -1,0 +1,341 @@
+//! Reading the system after (and while) the load runs, through the same
+//! HTTP endpoints an operator would use: each service's own read endpoints
+//! for the final state, `/circuit-breakers` for breaker transitions and
+//! retries, `/events` for outbox backlog and consumer lag; and the broker
+//! itself for the event accounting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use gauntlet_events::dlq::{DLQ_GROUP, DLQ_ORIGINAL_TOPIC};
+use gauntlet_reports::report::BreakerTransition;
+use gauntlet_reports::state::{
+    FinalState, Ledger, Notification, Order, Product, ProviderCharge, Reservation, TopicEvents,
+};
+use gauntlet_system::events::SUBSCRIPTIONS;
+use gauntlet_system::ServiceName;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// Page size when reading orders (the endpoint's maximum).
+const ORDERS_PAGE: usize = 10_000;
+/// Page size when reading products (the endpoint's maximum).
+const PRODUCTS_PAGE: usize = 1_000;
+/// How long reading one topic to its end may take.
+const READ_TOPIC_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The services whose clients have breakers (they call other services).
+pub const CALLERS: [ServiceName; 3] = [
+    ServiceName::Gateway,
+    ServiceName::Orders,
+    ServiceName::Payments,
+];
+
+/// Where each service answers, directly (not through a fault proxy: the
+/// harness reads the system's state, it does not take part in it).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub urls: BTreeMap<ServiceName, String>,
+    pub http: reqwest::Client,
+}
+
+impl Services {
+    fn url(&self, service: ServiceName, path: &str) -> Result<String, String> {
+        self.urls
+            .get(&service)
+            .map(|base| format!("{}{path}", base.trim_end_matches('/')))
+            .ok_or_else(|| format!("no address for the {service} service"))
+    }
+
+    /// `GET` a JSON answer from one service.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        service: ServiceName,
+        path: &str,
+    ) -> Result<T, String> {
+        let url = self.url(service, path)?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(format!("GET {url}: {status}: {body}"));
+        }
+        resp.json::<T>()
+            .await
+            .map_err(|e| format!("GET {url}: unreadable answer: {e}"))
+    }
+
+    /// Orders not yet terminal (at most `limit` of them).
+    pub async fn open_orders(&self, limit: usize) -> Result<Vec<Order>, String> {
+        self.get(
+            ServiceName::Orders,
+            &format!("/orders?open=true&limit={limit}"),
+        )
+        .await
+    }
+
+    /// Everything the invariants read, from every service's database.
+    /// `events` is filled separately (it comes from the broker).
+    pub async fn final_state(&self) -> Result<FinalState, String> {
+        let mut orders: Vec<Order> = Vec::new();
+        loop {
+            let after = orders.last().map_or(0, |o| o.id);
+            let page: Vec<Order> = self
+                .get(
+                    ServiceName::Orders,
+                    &format!("/orders?after={after}&limit={ORDERS_PAGE}"),
+                )
+                .await?;
+            let n = page.len();
+            orders.extend(page);
+            if n < ORDERS_PAGE {
+                break;
+            }
+        }
+        let mut products: Vec<Product> = Vec::new();
+        loop {
+            let after = products.last().map_or(0, |p| p.id);
+            let page: Vec<Product> = self
+                .get(
+                    ServiceName::Catalog,
+                    &format!("/products?after={after}&limit={PRODUCTS_PAGE}"),
+                )
+                .await?;
+            let n = page.len();
+            products.extend(page);
+            if n < PRODUCTS_PAGE {
+                break;
+            }
+        }
+        let charges: Vec<ProviderCharge> = self.get(ServiceName::Provider, "/charges").await?;
+        let ledger: Ledger = self.get(ServiceName::Provider, "/ledger").await?;
+        let reservations: Vec<Reservation> =
+            self.get(ServiceName::Catalog, "/reservations").await?;
+        let notifications: Vec<Notification> = self
+            .get(ServiceName::Notifications, "/notifications")
+            .await?;
+        Ok(FinalState {
+            orders,
+            charges,
+            ledger: Some(ledger),
+            products,
+            reservations,
+            notifications,
+            events: None,
+        })
+    }
+
+    /// One service's `/events`.
+    pub async fn events(&self, service: ServiceName) -> Result<EventsView, String> {
+        self.get(service, "/events").await
+    }
+
+    /// One service's `/circuit-breakers`.
+    pub async fn breakers(&self, service: ServiceName) -> Result<BreakersView, String> {
+        self.get(service, "/circuit-breakers").await
+    }
+}
+
+/// A service's `GET /events`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsView {
+    pub outbox: OutboxView,
+    pub consumers: Vec<ConsumerView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxView {
+    pub backlog: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerView {
+    pub group: String,
+    pub lag: i64,
+}
+
+/// A service's `GET /circuit-breakers`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BreakersView {
+    pub breakers: Vec<BreakerView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BreakerView {
+    pub link: String,
+    pub calls: CallsView,
+    pub transitions: Vec<TransitionView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallsView {
+    pub retries: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TransitionView {
+    pub from: String,
+    pub to: String,
+    pub at_unix_ms: u64,
+}
+
+/// Breaker transitions and retry counts gathered over a run. A service
+/// that crashes comes back with fresh breakers and zeroed counters, so
+/// transitions are merged by identity and counters that go down are
+/// carried over.
+#[derive(Debug, Default)]
+pub struct BreakerLog {
+    seen: BTreeSet<(String, u64, String, String)>,
+    transitions: Vec<(String, u64, String, String)>,
+    /// Per link: retries carried from earlier incarnations, and the last value seen.
+    retries: BTreeMap<String, (u64, u64)>,
+}
+
+impl BreakerLog {
+    pub fn absorb(&mut self, view: &BreakersView) {
+        for b in &view.breakers {
+            for t in &b.transitions {
+                let key = (b.link.clone(), t.at_unix_ms, t.from.clone(), t.to.clone());
+                if self.seen.insert(key.clone()) {
+                    self.transitions.push(key);
+                }
+            }
+            let (carried, last) = self.retries.entry(b.link.clone()).or_default();
+            if b.calls.retries < *last {
+                *carried += *last;
+            }
+            *last = b.calls.retries;
+        }
+    }
+
+    /// Every transition in time order, `at_ms` from `origin_unix_ms`
+    /// (transitions before it, in the warm-up, count as 0).
+    pub fn transitions(&self, origin_unix_ms: i64) -> Vec<BreakerTransition> {
+        let mut out: Vec<BreakerTransition> = self
+            .transitions
+            .iter()
+            .map(|(link, at, from, to)| BreakerTransition {
+                link: link.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                at_ms: (*at as i64 - origin_unix_ms).max(0) as u64,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.at_ms, &a.link).cmp(&(b.at_ms, &b.link)));
+        out
+    }
+
+    /// Times each watched link's breaker went to OPEN (0 included).
+    pub fn opened(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = self.retries.keys().map(|l| (l.clone(), 0)).collect();
+        for (link, _, _, to) in &self.transitions {
+            if to == "OPEN" {
+                *out.entry(link.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    /// Retried attempts per watched link.
+    pub fn retries(&self) -> BTreeMap<String, u64> {
+        self.retries
+            .iter()
+            .map(|(l, (carried, last))| (l.clone(), carried + last))
+            .collect()
+    }
+}
+
+/// Every (topic, group) account of the event path, read from the broker:
+/// produced = messages in the topic; dead-lettered = messages in
+/// `<topic>.dlq` the group put there; consumed = the group's committed
+/// offsets (everything it finished with) less what it dead-lettered.
+pub async fn event_accounts(bootstrap: &str) -> Result<Vec<TopicEvents>, String> {
+    use gauntlet_events::inspect;
+    let mut dead: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for topic in gauntlet_system::events::TOPICS {
+        let dlq = gauntlet_events::dlq_topic(topic);
+        let letters = inspect::read_topic(bootstrap, &dlq, READ_TOPIC_TIMEOUT)
+            .await
+            .map_err(|e| format!("reading {dlq}: {e}"))?;
+        for d in letters {
+            let group = d.header_str(DLQ_GROUP).unwrap_or_default();
+            let original = d
+                .header_str(DLQ_ORIGINAL_TOPIC)
+                .unwrap_or_else(|| topic.to_string());
+            *dead.entry((original, group)).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (service, topics) in SUBSCRIPTIONS {
+        let group = service.as_str();
+        for topic in topics.iter().copied() {
+            let produced = inspect::topic_size(bootstrap, topic)
+                .await
+                .map_err(|e| format!("sizing {topic}: {e}"))?
+                .max(0) as u64;
+            let committed: i64 = inspect::committed_offsets(bootstrap, group, topic)
+                .await
+                .map_err(|e| format!("committed offsets of {group} on {topic}: {e}"))?
+                .iter()
+                .filter_map(|(_, o)| *o)
+                .sum();
+            let dead_lettered = dead
+                .get(&(topic.to_string(), group.to_string()))
+                .copied()
+                .unwrap_or(0);
+            out.push(TopicEvents {
+                topic: topic.to_string(),
+                group: Some(group.to_string()),
+                produced,
+                consumed: (committed.max(0) as u64).saturating_sub(dead_lettered),
+                dead_lettered,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(link: &str, retries: u64, transitions: &[(&str, &str, u64)]) -> BreakersView {
+        BreakersView {
+            breakers: vec![BreakerView {
+                link: link.into(),
+                calls: CallsView { retries },
+                transitions: transitions
+                    .iter()
+                    .map(|(f, t, at)| TransitionView {
+                        from: (*f).into(),
+                        to: (*t).into(),
+                        at_unix_ms: *at,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_restarted_service_loses_no_transition_or_retry() {
+        let mut log = BreakerLog::default();
+        log.absorb(&view("orders->payments", 4, &[("CLOSED", "OPEN", 1_000)]));
+        log.absorb(&view(
+            "orders->payments",
+            7,
+            &[("CLOSED", "OPEN", 1_000), ("OPEN", "HALF_OPEN", 6_000)],
+        ));
+        // The service restarted: fresh breaker, counters from zero.
+        log.absorb(&view("orders->payments", 2, &[("CLOSED", "OPEN", 9_000)]));
+        assert_eq!(log.retries()["orders->payments"], 9);
+        assert_eq!(log.opened()["orders->payments"], 2);
+        let t = log.transitions(2_000);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].at_ms, t[1].at_ms, t[2].at_ms), (0, 4_000, 7_000));
+    }
+}

@@ -1,0 +1,538 @@
+//! One flow's run on fresh state: bring the system up, load it with the
+//! fault timeline alongside, heal, let it quiesce, read everything back,
+//! stop it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gauntlet_loadgen as loadgen;
+use gauntlet_reports::history::{History, Operation};
+use gauntlet_reports::report::LagSample;
+use gauntlet_reports::scenario::Scenario;
+use gauntlet_reports::state::FinalState;
+use gauntlet_system::events::SUBSCRIPTIONS;
+use gauntlet_system::{ServiceName, SystemOptions};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::collect::{event_accounts, BreakerLog, Services, CALLERS};
+use super::plan;
+use super::progress::ProgressLine;
+use crate::stack::{Kafka, Stack, StackOptions, KAFKA_LINK};
+use crate::timeline::{FaultAction, FaultRecord, FaultStep, Network, Target, Timeline};
+
+/// How often breakers and lag are sampled while the run goes.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// How often quiescence is checked.
+const QUIESCE_POLL: Duration = Duration::from_millis(250);
+/// Consecutive clean checks that make the system quiet.
+const QUIET_CHECKS: u32 = 2;
+/// After an interruption: the short wait for the system before reading it.
+const INTERRUPTED_QUIESCE: Duration = Duration::from_secs(3);
+
+/// Why a flow could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LegError {
+    #[error("cannot start the system: {0}")]
+    Start(String),
+    #[error("the load generator could not run: {0}")]
+    Load(String),
+}
+
+/// How settling went.
+#[derive(Debug, Clone, Default)]
+pub struct Quiesce {
+    pub settled: bool,
+    pub took: Duration,
+    /// What was still moving at the bound.
+    pub waiting_on: Option<String>,
+}
+
+/// Everything one flow's run produced.
+pub struct Leg {
+    /// `sync` or `async`.
+    pub flow: &'static str,
+    pub load: loadgen::LoadResult,
+    pub history: History,
+    pub state: Option<FinalState>,
+    pub breakers: BreakerLog,
+    /// Lag samples, `at_ms` from the measured start.
+    pub lag: Vec<LagSample>,
+    /// Per group: the largest lag seen, and the lag after quiescing.
+    pub lag_summary: BTreeMap<String, (u64, u64)>,
+    pub faults: Vec<FaultRecord>,
+    /// Fault steps left out of this flow (event-path faults on a sync run).
+    pub skipped_faults: Vec<String>,
+    pub quiesce: Quiesce,
+    pub interrupted: bool,
+    /// Unix milliseconds at the start of the measured load.
+    pub measured_from_unix_ms: i64,
+    /// Problems reading the system back.
+    pub problems: Vec<String>,
+}
+
+impl Leg {
+    /// Seconds of measured load.
+    pub fn measured_secs(&self) -> f64 {
+        (self
+            .load
+            .measured_until_us
+            .saturating_sub(self.load.measured_from_us)) as f64
+            / 1e6
+    }
+}
+
+/// True for a step that acts on the event path.
+fn event_path_only(step: &FaultStep) -> bool {
+    match &step.action {
+        FaultAction::PauseConsumer { .. } | FaultAction::Poison { .. } => true,
+        FaultAction::Toxic { link, .. } | FaultAction::LinkDown { link } => link == KAFKA_LINK,
+        _ => false,
+    }
+}
+
+/// Runs `scenario` in `flow` on a fresh system whose databases go under
+/// `data_dir`.
+pub async fn run_leg(
+    scenario: &Scenario,
+    flow: loadgen::Flow,
+    data_dir: PathBuf,
+    interrupt: CancellationToken,
+    progress: Arc<ProgressLine>,
+) -> Result<Leg, LegError> {
+    let flow_name = match flow {
+        loadgen::Flow::Sync => "sync",
+        loadgen::Flow::Async => "async",
+    };
+    let uses_events = flow == loadgen::Flow::Async;
+    let config = plan::system_config(scenario).map_err(LegError::Start)?;
+    let mut steps = plan::fault_steps(scenario).map_err(LegError::Start)?;
+    let mut skipped_faults = Vec::new();
+    if !uses_events {
+        steps.retain(|s| {
+            let skip = event_path_only(s);
+            if skip {
+                skipped_faults.push(format!(
+                    "at {}: {} (the sync flow has no event path)",
+                    humantime::format_duration(s.at),
+                    s.action.describe()
+                ));
+            }
+            !skip
+        });
+    }
+
+    progress.phase(flow_name, "starting the system");
+    let mut stack = Stack::start(StackOptions {
+        system: SystemOptions {
+            data_dir: Some(data_dir),
+            config,
+            ..SystemOptions::default()
+        },
+        gateway_listen: None,
+        api_listen: None,
+        kafka: if uses_events {
+            Kafka::Embedded
+        } else {
+            Kafka::None
+        },
+    })
+    .await
+    .map_err(|e| LegError::Start(e.to_string()))?;
+    let result = drive(
+        scenario,
+        flow,
+        flow_name,
+        &stack,
+        steps,
+        skipped_faults,
+        interrupt,
+        progress.clone(),
+    )
+    .await;
+    progress.phase(flow_name, "stopping the system");
+    stack.stop().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    scenario: &Scenario,
+    flow: loadgen::Flow,
+    flow_name: &'static str,
+    stack: &Stack,
+    steps: Vec<FaultStep>,
+    skipped_faults: Vec<String>,
+    interrupt: CancellationToken,
+    progress: Arc<ProgressLine>,
+) -> Result<Leg, LegError> {
+    let uses_events = flow == loadgen::Flow::Async;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| LegError::Start(format!("cannot build an HTTP client: {e}")))?;
+    let services = Services {
+        urls: stack.system.lock().await.endpoints().services.clone(),
+        http: http.clone(),
+    };
+    let bootstrap = stack.kafka().await;
+
+    // Breakers and lag, sampled until the system is read back.
+    let sampling = CancellationToken::new();
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    let sampler = tokio::spawn(sample(
+        services.clone(),
+        uses_events,
+        samples.clone(),
+        sampling.clone(),
+    ));
+
+    let load_len = scenario.load.duration();
+    let load_config = plan::load_config(scenario, flow, stack.gateway_url());
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let load_cancel = interrupt.child_token();
+    let measured_from: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut timeline = Timeline::new(
+        steps.clone(),
+        Target {
+            network: Network::Embedded(stack.chaos.clone()),
+            system: stack.system.clone(),
+            http: http.clone(),
+        },
+    );
+
+    progress.phase(flow_name, "stocking the catalog");
+    stock_catalog(&services, scenario.seed)
+        .await
+        .map_err(LegError::Start)?;
+
+    progress.phase(flow_name, "setting up the load");
+    let line = progress.clone();
+    let shown_from = measured_from.clone();
+    let shown_steps = steps.clone();
+    let load = loadgen::run_load_observed(
+        load_config,
+        load_cancel.clone(),
+        move |p| {
+            let into = shown_from
+                .lock()
+                .map(|m| Instant::now().saturating_duration_since(m));
+            let active = into
+                .map(|t| plan::active_at(&shown_steps, t, load_len))
+                .unwrap_or_default();
+            line.load(flow_name, &p, into, load_len, &active);
+        },
+        Some(started_tx),
+    );
+    let faults = async {
+        let Ok(start) = started_rx.await else {
+            // The load never started: nothing to inject.
+            return timeline;
+        };
+        *measured_from.lock() = Some(start.measured_from);
+        samples.lock().origin_unix_ms = Some(
+            gauntlet_system::db::now_ms()
+                + start
+                    .measured_from
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as i64,
+        );
+        tokio::select! {
+            _ = tokio::time::sleep_until(start.measured_from) => {}
+            _ = interrupt.cancelled() => return timeline,
+        }
+        let end = start.measured_from + load_len;
+        let stop = interrupt.child_token();
+        tokio::select! {
+            _ = timeline.run(&stop) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(end) => {}
+                    _ = interrupt.cancelled() => {}
+                }
+            }
+            _ = tokio::time::sleep_until(end) => {}
+            _ = interrupt.cancelled() => {}
+        }
+        // Heal before the load drains, so journeys in flight finish on a
+        // healthy system.
+        timeline.heal().await;
+        timeline
+    };
+    let (load, timeline) = tokio::join!(load, faults);
+    let load = match load {
+        Ok(l) => l,
+        Err(e) => {
+            sampling.cancel();
+            let _ = sampler.await;
+            return Err(LegError::Load(e.to_string()));
+        }
+    };
+    let interrupted = interrupt.is_cancelled() || load.cancelled;
+
+    progress.phase(flow_name, "quiescing");
+    let bound = if interrupted {
+        INTERRUPTED_QUIESCE
+    } else {
+        scenario.quiesce
+    };
+    let quiesce = quiesce(&services, bootstrap.as_deref(), bound, &interrupt).await;
+
+    progress.phase(flow_name, "reading the final state");
+    let mut problems = Vec::new();
+    let mut state = match services.final_state().await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            problems.push(format!("final state: {e}"));
+            None
+        }
+    };
+    if let (Some(state), Some(bootstrap)) = (state.as_mut(), bootstrap.as_deref()) {
+        match event_accounts(bootstrap).await {
+            Ok(accounts) => state.events = Some(accounts),
+            Err(e) => problems.push(format!("event accounting: {e}")),
+        }
+    }
+    // One last sample after quiescing: the final lag and breaker records.
+    sampling.cancel();
+    let _ = sampler.await;
+    sample_once(&services, uses_events, &samples).await;
+
+    let samples = std::mem::take(&mut *samples.lock());
+    let origin = samples
+        .origin_unix_ms
+        .unwrap_or_else(gauntlet_system::db::now_ms);
+    let history = to_history(&load.history, flow_name);
+    let lag = samples
+        .lag
+        .iter()
+        .filter(|(at, _, _)| *at >= origin)
+        .map(|(at, group, lag)| LagSample {
+            at_ms: (at - origin) as u64,
+            group: group.clone(),
+            lag: *lag,
+        })
+        .collect();
+    Ok(Leg {
+        flow: flow_name,
+        history,
+        state,
+        breakers: samples.breakers,
+        lag,
+        lag_summary: samples.lag_summary,
+        faults: timeline.records().to_vec(),
+        skipped_faults,
+        quiesce,
+        interrupted,
+        measured_from_unix_ms: origin,
+        problems,
+        load,
+    })
+}
+
+/// Products the catalog is stocked with before the load.
+pub const PRODUCTS: u32 = 20;
+/// Each product's initial stock: enough that no scenario here sells out,
+/// so a cancelled order always has a cause worth reading.
+pub const INITIAL_STOCK: i64 = 1_000_000;
+
+/// Creates the catalog the load orders from, straight at the catalog
+/// service (set-up is not load): prices from 1.00 to 99.00, from the seed.
+async fn stock_catalog(services: &Services, seed: u64) -> Result<(), String> {
+    let url = format!(
+        "{}/products",
+        services
+            .urls
+            .get(&ServiceName::Catalog)
+            .ok_or("no address for the catalog service")?
+    );
+    for i in 0..PRODUCTS {
+        let price = 100 + (seed.wrapping_mul(31).wrapping_add(u64::from(i) * 977) % 9_800);
+        let body = serde_json::json!({
+            "name": format!("Product {}", i + 1),
+            "price_cents": price,
+            "stock": INITIAL_STOCK,
+        });
+        let resp = services
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("stocking the catalog: POST {url}: {e}"))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(format!(
+                "stocking the catalog: POST {url}: {status}: {text}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The load generator's history in the reports' shape (the same JSON),
+/// each operation tagged with the flow it ran in.
+fn to_history(ops: &[loadgen::Operation], flow: &str) -> History {
+    let ops = ops
+        .iter()
+        .filter_map(|op| {
+            let json = serde_json::to_value(op).ok()?;
+            let mut op: Operation = serde_json::from_value(json).ok()?;
+            op.flow = Some(flow.to_string());
+            Some(op)
+        })
+        .collect();
+    History::new(ops)
+}
+
+#[derive(Default)]
+struct Samples {
+    /// Unix ms of the measured start, once known.
+    origin_unix_ms: Option<i64>,
+    breakers: BreakerLog,
+    /// (unix ms, group, lag)
+    lag: Vec<(i64, String, u64)>,
+    lag_summary: BTreeMap<String, (u64, u64)>,
+}
+
+/// The services a consumer group lives in.
+fn consumer_services() -> impl Iterator<Item = ServiceName> {
+    SUBSCRIPTIONS.iter().map(|(s, _)| *s)
+}
+
+async fn sample(
+    services: Services,
+    uses_events: bool,
+    samples: Arc<Mutex<Samples>>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => sample_once(&services, uses_events, &samples).await,
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn sample_once(services: &Services, uses_events: bool, samples: &Mutex<Samples>) {
+    // A crashed service does not answer: its sample is skipped, and its
+    // records come back with it (transitions are merged, counters carried).
+    for s in CALLERS {
+        if let Ok(view) = services.breakers(s).await {
+            samples.lock().breakers.absorb(&view);
+        }
+    }
+    if !uses_events {
+        return;
+    }
+    let now = gauntlet_system::db::now_ms();
+    for s in consumer_services() {
+        if let Ok(view) = services.events(s).await {
+            let mut samples = samples.lock();
+            for c in view.consumers {
+                let lag = c.lag.max(0) as u64;
+                samples.lag.push((now, c.group.clone(), lag));
+                let entry = samples.lag_summary.entry(c.group).or_default();
+                entry.0 = entry.0.max(lag);
+                entry.1 = lag;
+            }
+        }
+    }
+}
+
+/// Waits until every saga is terminal and, with an event path, every
+/// outbox is empty and every group has handled every event; at most
+/// `bound`.
+async fn quiesce(
+    services: &Services,
+    bootstrap: Option<&str>,
+    bound: Duration,
+    interrupt: &CancellationToken,
+) -> Quiesce {
+    let start = Instant::now();
+    let deadline = start + bound;
+    let mut quiet = 0;
+    let mut waiting_on = None;
+    let watch_interrupt = !interrupt.is_cancelled();
+    loop {
+        match unsettled(services, bootstrap).await {
+            None => {
+                quiet += 1;
+                if quiet >= QUIET_CHECKS {
+                    return Quiesce {
+                        settled: true,
+                        took: start.elapsed(),
+                        waiting_on: None,
+                    };
+                }
+            }
+            Some(why) => {
+                quiet = 0;
+                waiting_on = Some(why);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Quiesce {
+                settled: false,
+                took: start.elapsed(),
+                waiting_on,
+            };
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(QUIESCE_POLL) => {}
+            // Ctrl-C while settling: read the system as it stands.
+            _ = interrupt.cancelled(), if watch_interrupt => {
+                return Quiesce { settled: false, took: start.elapsed(), waiting_on };
+            }
+        }
+    }
+}
+
+/// What is still moving, or `None` when the system is quiet.
+async fn unsettled(services: &Services, bootstrap: Option<&str>) -> Option<String> {
+    match services.open_orders(5).await {
+        Ok(open) if !open.is_empty() => {
+            let ids: Vec<String> = open.iter().map(|o| o.id.to_string()).collect();
+            return Some(format!(
+                "orders not terminal (first ids: {})",
+                ids.join(", ")
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Some(format!("orders unreadable: {e}")),
+    }
+    let bootstrap = bootstrap?;
+    for s in consumer_services() {
+        match services.events(s).await {
+            Ok(v) => {
+                if v.outbox.backlog > 0 {
+                    return Some(format!("{s}'s outbox holds {} events", v.outbox.backlog));
+                }
+                if let Some(c) = v.consumers.iter().find(|c| c.lag > 0) {
+                    return Some(format!("consumer group {} lags by {}", c.group, c.lag));
+                }
+            }
+            Err(e) => return Some(format!("{s} unreadable: {e}")),
+        }
+    }
+    match event_accounts(bootstrap).await {
+        Ok(accounts) => accounts
+            .iter()
+            .find(|a| a.consumed + a.dead_lettered < a.produced)
+            .map(|a| {
+                format!(
+                    "consumer group {} has handled {} of {} events on {}",
+                    a.group.as_deref().unwrap_or("?"),
+                    a.consumed + a.dead_lettered,
+                    a.produced,
+                    a.topic
+                )
+            }),
+        Err(e) => Some(format!("event accounting: {e}")),
+    }
+}

@@ -1,0 +1,261 @@
+//! `gauntlet run`: a scenario from start to verdict.
+//!
+//! For each flow the scenario names (`both` is sync, then async, on fresh
+//! state with the same seed, load and faults): start the system with a
+//! fault proxy on every link → warm up → load and fault timeline together
+//! → heal → let the load drain → quiesce within the bound → read the final
+//! state back from every service and the broker. Then the invariants run
+//! on each flow's history and state, the gates on the figures of all of
+//! them, and `report.json` and `junit.xml` go to the run directory.
+//!
+//! # Layout
+//!
+//! - `plan.rs`: the scenario as system, load and timeline configurations;
+//! - `leg.rs`: one flow's run;
+//! - `collect.rs`: reading the system back (HTTP and broker);
+//! - `figures.rs`: the report and the metrics gates read, from the legs;
+//! - `progress.rs`, `summary.rs`: what the terminal shows.
+
+mod collect;
+mod figures;
+mod leg;
+pub mod plan;
+mod progress;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gauntlet_loadgen::Flow;
+use gauntlet_reports::scenario::{FlowChoice, Scenario};
+use gauntlet_reports::{write_json, write_junit, Report};
+use tokio_util::sync::CancellationToken;
+
+pub use leg::LegError;
+pub use progress::ProgressLine;
+pub use summary::summary;
+
+/// Where run directories go unless told otherwise.
+pub const DEFAULT_OUT_DIR: &str = "runs";
+
+/// How a run is carried out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run directories are created under this one.
+    pub out_dir: PathBuf,
+    /// Show the live progress line.
+    pub progress: bool,
+}
+
+/// A finished (or interrupted) run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: Report,
+    /// The run directory.
+    pub dir: PathBuf,
+    pub report_json: PathBuf,
+    pub junit_xml: PathBuf,
+    /// How each flow settled, and anything that made the run partial.
+    pub notes: Vec<String>,
+}
+
+/// Why a run produced no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("the {flow} flow could not run: {source}")]
+    Leg {
+        flow: &'static str,
+        #[source]
+        source: LegError,
+    },
+    #[error(transparent)]
+    Write(#[from] gauntlet_reports::ReportError),
+    #[error("cannot create the run directory {path}: {source}")]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The flows a scenario runs, in order.
+pub fn flows(choice: FlowChoice) -> Vec<Flow> {
+    match choice {
+        FlowChoice::Sync => vec![Flow::Sync],
+        FlowChoice::Async => vec![Flow::Async],
+        FlowChoice::Both => vec![Flow::Sync, Flow::Async],
+    }
+}
+
+/// Runs a checked scenario; `interrupt` (Ctrl-C) heals, stops and keeps
+/// what was measured, marked partial.
+pub async fn run(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    interrupt: CancellationToken,
+) -> Result<RunOutcome, RunError> {
+    if scenario.system.external.is_some() {
+        return Err(RunError::Unsupported(
+            "[system.external]: attaching to a system already running is not supported by \
+             `run` in this version; remove the table to run the embedded system"
+                .into(),
+        ));
+    }
+    let dir = run_dir(&opts.out_dir, &scenario.name)?;
+    let progress = Arc::new(ProgressLine::new(opts.progress));
+    let mut legs = Vec::new();
+    for flow in flows(scenario.system.flow) {
+        if interrupt.is_cancelled() {
+            break;
+        }
+        let name = match flow {
+            Flow::Sync => "sync",
+            Flow::Async => "async",
+        };
+        let data = dir.join(name).join("data");
+        let leg = leg::run_leg(scenario, flow, data, interrupt.clone(), progress.clone()).await;
+        progress.clear();
+        match leg {
+            Ok(leg) => legs.push(leg),
+            Err(source) => return Err(RunError::Leg { flow: name, source }),
+        }
+    }
+    let mut notes = Vec::new();
+    for leg in &legs {
+        let q = &leg.quiesce;
+        if q.settled {
+            notes.push(format!(
+                "{}: settled {:.1}s after the load",
+                leg.flow,
+                q.took.as_secs_f64()
+            ));
+        } else {
+            notes.push(format!(
+                "{}: did not settle within {:.1}s: {}",
+                leg.flow,
+                q.took.as_secs_f64(),
+                q.waiting_on.as_deref().unwrap_or("interrupted")
+            ));
+        }
+        if leg.interrupted {
+            notes.push(format!("{}: interrupted; faults healed", leg.flow));
+        }
+        if leg.load.missed_arrivals > 0 {
+            notes.push(format!(
+                "{}: {} arrivals never started: all {} users were busy (their wait is in the latency)",
+                leg.flow, leg.load.missed_arrivals, leg.load.users
+            ));
+        }
+        for p in &leg.problems {
+            notes.push(format!("{}: {p}", leg.flow));
+        }
+    }
+    let mut report = figures::report(scenario, &legs, interrupt.is_cancelled());
+    let report_json = write_json(&dir, &report)?;
+    let junit_xml = write_junit(&dir, &report)?;
+    report.passed = report.verdict();
+    Ok(RunOutcome {
+        report,
+        dir,
+        report_json,
+        junit_xml,
+        notes,
+    })
+}
+
+/// `<out>/<scenario>-<UTC timestamp>`, new (a suffix if two runs start in
+/// the same second).
+fn run_dir(out: &Path, name: &str) -> Result<PathBuf, RunError> {
+    let stamp = utc_stamp(std::time::SystemTime::now());
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    std::fs::create_dir_all(out).map_err(|source| RunError::RunDir {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    for n in 1.. {
+        let leaf = if n == 1 {
+            format!("{safe}-{stamp}")
+        } else {
+            format!("{safe}-{stamp}-{n}")
+        };
+        let path = out.join(leaf);
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(RunError::RunDir { path, source }),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// `YYYYMMDDTHHMMSSZ` in UTC.
+fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn run_directories_are_named_by_utc_time() {
+        // 2026-11-21 08:26:30 UTC.
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_249_590);
+        assert_eq!(utc_stamp(t), "20261121T082630Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
+        // A leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc_stamp(t), "20000229T000000Z");
+    }
+
+    #[test]
+    fn two_runs_in_one_second_get_two_directories() {
+        let out = tempfile::tempdir().unwrap();
+        let a = run_dir(out.path(), "quick start").unwrap();
+        let b = run_dir(out.path(), "quick start").unwrap();
+        assert_ne!(a, b);
+        assert!(a
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("quick-start-"));
+    }
+}

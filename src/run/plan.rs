@@ -1,0 +1,251 @@
+//! From a scenario to what runs: the system's configuration, the load
+//! generator's configuration, and the fault timeline's steps.
+
+use std::time::Duration;
+
+use gauntlet_loadgen as loadgen;
+use gauntlet_reports::scenario::{LinkOverride, LoadModel, Scenario};
+use gauntlet_system::config::default_resilience;
+use gauntlet_system::{ProviderFaults, SystemConfig};
+
+use crate::timeline::FaultStep;
+
+/// The latency the open model sizes its pool of users for: a sync order
+/// takes tens of milliseconds healthy and seconds under faults; journeys
+/// beyond the pool wait, and their wait counts as latency.
+pub const EXPECTED_LATENCY: Duration = Duration::from_millis(500);
+
+/// The system's configuration: the scenario's seed, link overrides on
+/// each link's defaults, and the provider's behaviour.
+pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
+    let mut config = SystemConfig {
+        seed: scenario.seed,
+        ..SystemConfig::default()
+    };
+    for (link, o) in &scenario.system.links {
+        config
+            .links
+            .insert(link.clone(), apply_override(default_resilience(link), o));
+    }
+    let p = &scenario.system.provider;
+    config.provider = ProviderFaults {
+        failure_rate: p.failure_rate,
+        decline_rate: p.decline_rate,
+        latency_ms: p.latency_ms,
+        jitter_ms: p.jitter_ms,
+        lost_reply_rate: p.lost_reply_rate,
+    };
+    config.provider.validate()?;
+    Ok(config)
+}
+
+fn apply_override(
+    mut c: gauntlet_resilience::ResilienceConfig,
+    o: &LinkOverride,
+) -> gauntlet_resilience::ResilienceConfig {
+    if let Some(t) = o.timeout {
+        c.timeout = t;
+    }
+    if let Some(r) = &o.retry {
+        if let Some(v) = r.max_attempts {
+            c.retry.max_attempts = v;
+        }
+        if let Some(v) = r.base_delay {
+            c.retry.base_delay = v;
+        }
+        if let Some(v) = r.max_delay {
+            c.retry.max_delay = v;
+        }
+    }
+    if let Some(b) = &o.breaker {
+        if let Some(v) = b.sliding_window_size {
+            c.breaker.sliding_window_size = v;
+        }
+        if let Some(v) = b.minimum_calls {
+            c.breaker.minimum_calls = v;
+        }
+        if let Some(v) = b.failure_rate_threshold {
+            c.breaker.failure_rate_threshold = v;
+        }
+        if let Some(v) = b.slow_call_rate_threshold {
+            c.breaker.slow_call_rate_threshold = v;
+        }
+        if let Some(v) = b.slow_call_duration {
+            c.breaker.slow_call_duration = v;
+        }
+        if let Some(v) = b.wait_in_open {
+            c.breaker.wait_in_open = v;
+        }
+        if let Some(v) = b.permitted_calls_in_half_open {
+            c.breaker.permitted_calls_in_half_open = v;
+        }
+    }
+    c
+}
+
+/// The load generator's configuration for one flow against `base_url`.
+pub fn load_config(
+    scenario: &Scenario,
+    flow: loadgen::Flow,
+    base_url: &str,
+) -> loadgen::LoadConfig {
+    let load = &scenario.load;
+    let model = match &load.model {
+        LoadModel::Open { start_rate, stages } => loadgen::Model::Open {
+            start_rate: start_rate.unwrap_or_else(|| stages.first().map_or(0.0, |s| s.target)),
+            stages: stages
+                .iter()
+                .map(|s| loadgen::Stage {
+                    duration: s.duration,
+                    target_rate: s.target,
+                })
+                .collect(),
+            warmup_rate: None,
+            max_users: None,
+            expected_latency: EXPECTED_LATENCY,
+        },
+        LoadModel::Closed {
+            users,
+            increase_per_sec,
+            think_time,
+            duration,
+        } => loadgen::Model::Closed {
+            users: *users,
+            increase_per_sec: Some(f64::from(*increase_per_sec)),
+            think_time: *think_time,
+            duration: *duration,
+        },
+    };
+    let mut config = loadgen::LoadConfig::new(base_url, model);
+    config.seed = scenario.seed;
+    config.mix = loadgen::Mix {
+        create_user: load.mix.create_user,
+        browse: load.mix.browse,
+        place_order: load.mix.place_order,
+        poll_order: load.mix.poll_order,
+    };
+    config.warmup = load.warmup;
+    config.flow = flow;
+    config
+}
+
+/// The fault timeline's steps: the scenario's faults have the timeline's
+/// JSON shape (the reports crate pins it), so they are handed over as JSON.
+pub fn fault_steps(scenario: &Scenario) -> Result<Vec<FaultStep>, String> {
+    let json = serde_json::to_value(&scenario.faults).map_err(|e| e.to_string())?;
+    serde_json::from_value(json).map_err(|e| format!("the fault timeline cannot read a step: {e}"))
+}
+
+/// What the file-level checks cannot see: limits of the load generator and
+/// the system configuration (a closed-model ramp longer than the run, say).
+/// Each problem names the scenario key it is about.
+pub fn preflight(scenario: &Scenario) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = system_config(scenario) {
+        problems.push(format!("system.provider: {e}"));
+    }
+    let load = load_config(scenario, loadgen::Flow::Sync, "http://127.0.0.1:1");
+    if let Err(errors) = load.validate() {
+        problems.extend(errors.into_iter().map(|e| format!("load: {e}")));
+    }
+    problems
+}
+
+/// The descriptions of the faults in force `t` into the measured load, as
+/// the timeline schedules them (for the progress line).
+pub fn active_at(steps: &[FaultStep], t: Duration, load: Duration) -> Vec<String> {
+    steps
+        .iter()
+        .filter(|s| !matches!(s.action, crate::timeline::FaultAction::Poison { .. }))
+        .filter(|s| {
+            let end = s.duration.map_or(load, |d| s.at + d);
+            s.at <= t && t < end
+        })
+        .map(|s| s.action.describe())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gauntlet_reports::parse_scenario;
+
+    const SCENARIO: &str = r#"
+name = "plan"
+seed = 9
+
+[system]
+flow = "both"
+
+[system.links."orders->payments"]
+timeout = "300ms"
+retry = { max_attempts = 1 }
+breaker = { wait_in_open = "2s" }
+
+[system.provider]
+latency_ms = 200
+
+[load]
+rate = [{ duration = "10s", target = 50 }, { duration = "5s", target = 10 }]
+warmup = "2s"
+mix = { place_order = 3, poll_order = 1 }
+
+[[faults]]
+at = "3s"
+duration = "4s"
+action = { type = "link_down", link = "orders->payments" }
+
+[[faults]]
+at = "5s"
+action = { type = "pause_consumer", group = "payments" }
+
+[[faults]]
+at = "6s"
+action = { type = "poison", topic = "orders", count = 2 }
+"#;
+
+    #[test]
+    fn a_scenario_becomes_a_system_a_load_and_a_timeline() {
+        let s = parse_scenario("plan.toml", SCENARIO).unwrap();
+        let sys = system_config(&s).unwrap();
+        assert_eq!(sys.seed, 9);
+        assert_eq!(sys.provider.latency_ms, 200);
+        let op = sys.resilience("orders->payments");
+        assert_eq!(op.timeout, Duration::from_millis(300));
+        assert_eq!(op.retry.max_attempts, 1);
+        assert_eq!(op.breaker.wait_in_open, Duration::from_secs(2));
+        // Untouched keys keep the link's defaults.
+        let d = default_resilience("orders->payments");
+        assert_eq!(op.retry.base_delay, d.retry.base_delay);
+        assert_eq!(op.breaker.minimum_calls, d.breaker.minimum_calls);
+
+        let load = load_config(&s, loadgen::Flow::Async, "http://127.0.0.1:1");
+        assert!(load.validate().is_ok());
+        assert_eq!(load.seed, 9);
+        assert_eq!(load.warmup, Duration::from_secs(2));
+        assert_eq!(load.mix.poll_order, 1);
+        match &load.model {
+            loadgen::Model::Open {
+                start_rate, stages, ..
+            } => {
+                // No start_rate: a constant rate at the first stage's target.
+                assert_eq!(*start_rate, 50.0);
+                assert_eq!(stages[1].target_rate, 10.0);
+            }
+            m => panic!("{m:?}"),
+        }
+
+        let steps = fault_steps(&s).unwrap();
+        assert_eq!(steps.len(), 3);
+        let load_len = Duration::from_secs(15);
+        assert_eq!(
+            active_at(&steps, Duration::from_secs(4), load_len),
+            ["orders->payments down"]
+        );
+        assert_eq!(
+            active_at(&steps, Duration::from_secs(8), load_len),
+            ["consumer group payments paused"]
+        );
+        assert!(active_at(&steps, Duration::from_secs(1), load_len).is_empty());
+    }
+}
