@@ -5,10 +5,16 @@
 //!   (handled, or dead-lettered) and committed from those stored offsets
 //!   every `commit_interval`, on a rebalance and on [`ConsumerHandle::stop`].
 //!   A crash redelivers what was not committed; handlers deduplicate.
+//! - **Concurrency by key.** Up to `max_in_flight` messages are handled at
+//!   once, but never two of one key (the key is the entity, an order id
+//!   here, on whatever topic): a key's messages are handled one after the
+//!   other in the order received. Keyless messages are ordered per
+//!   partition. An offset is stored only once every message before it on
+//!   its partition is done, so a crash redelivers from the oldest message
+//!   not done. `max_in_flight = 1` handles one message at a time.
 //! - **Transient errors** are retried in place with capped exponential
 //!   backoff and full jitter, up to `retry.max_attempts` attempts: the
-//!   partition (and this consumer's other partitions: one message is handled
-//!   at a time) waits at most about `max_attempts × max_delay`, then the
+//!   key waits at most about `max_attempts × max_delay`, then the
 //!   message is dead-lettered and the consumer moves on. Retrying in place
 //!   keeps each key's events in order.
 //! - **Permanent errors**, handler panics, and exhausted retries send the
@@ -105,6 +111,8 @@ pub struct ConsumerConfig {
     /// without leaving (a crash, a cut link) cannot hold partitions hostage
     /// on a broker slow to expire it, as the embedded one is.
     pub static_partitions: Option<i32>,
+    /// The most messages handled at once (at least 1); see the module docs.
+    pub max_in_flight: usize,
 }
 
 impl ConsumerConfig {
@@ -129,6 +137,7 @@ impl ConsumerConfig {
             dlq_delivery_timeout: DEFAULT_DLQ_DELIVERY_TIMEOUT,
             overrides: Vec::new(),
             static_partitions: None,
+            max_in_flight: 1,
         }
     }
 }
@@ -334,15 +343,20 @@ impl Consumer {
         let kill = CancellationToken::new();
         let worker = Worker {
             shared: shared.clone(),
-            handler,
-            dlq,
-            backoff: Backoff::new(
-                config.retry.base_delay,
-                config.retry.max_delay,
-                config.retry.seed,
-            ),
-            retry: config.retry.clone(),
-            handler_timeout: config.handler_timeout,
+            processor: Arc::new(Processor {
+                shared: shared.clone(),
+                handler,
+                dlq,
+                backoff: parking_lot::Mutex::new(Backoff::new(
+                    config.retry.base_delay,
+                    config.retry.max_delay,
+                    config.retry.seed,
+                )),
+                retry: config.retry.clone(),
+                handler_timeout: config.handler_timeout,
+                cancel: cancel.clone(),
+            }),
+            max_in_flight: config.max_in_flight.max(1),
             cancel: cancel.clone(),
             kill: kill.clone(),
         };
@@ -481,16 +495,25 @@ impl Drop for ConsumerHandle {
     }
 }
 
-/// The message loop of one consumer.
+/// The message loop of one consumer: receives, hands each message to a
+/// task in its key's lane, and stores offsets as they become contiguous.
 struct Worker {
+    shared: Arc<Shared>,
+    processor: Arc<Processor>,
+    max_in_flight: usize,
+    cancel: CancellationToken,
+    kill: CancellationToken,
+}
+
+/// Handles one message at a time (many of these run at once).
+struct Processor {
     shared: Arc<Shared>,
     handler: Arc<dyn Handler>,
     dlq: EventProducer,
-    backoff: Backoff,
+    backoff: parking_lot::Mutex<Backoff>,
     retry: RetrySettings,
     handler_timeout: Duration,
     cancel: CancellationToken,
-    kill: CancellationToken,
 }
 
 /// How a message ended.
@@ -501,58 +524,182 @@ enum Outcome {
     Abandoned,
 }
 
+/// Messages of one lane are handled in order, one at a time.
+type Lane = Vec<u8>;
+
+/// The lane of a message: its key (on any topic), or for a keyless one
+/// its partition.
+fn lane_of(msg: &Delivery) -> Lane {
+    match &msg.key {
+        Some(k) => {
+            let mut lane = Vec::with_capacity(k.len() + 1);
+            lane.push(b'k');
+            lane.extend_from_slice(k);
+            lane
+        }
+        None => format!("p{}/{}", msg.topic, msg.partition).into_bytes(),
+    }
+}
+
+/// A finished task: its lane, its message, how it ended, how long it took.
+type Finished = (Lane, Delivery, Outcome, Duration);
+
+/// Offsets received and not yet done, per partition, and what was stored.
+#[derive(Default)]
+struct Offsets {
+    outstanding: std::collections::HashMap<(String, i32), std::collections::BTreeSet<i64>>,
+    /// Highest offset done, and highest stored, per partition.
+    done: std::collections::HashMap<(String, i32), (i64, i64)>,
+}
+
+impl Offsets {
+    fn received(&mut self, msg: &Delivery) {
+        self.outstanding
+            .entry((msg.topic.clone(), msg.partition))
+            .or_default()
+            .insert(msg.offset);
+    }
+
+    /// Marks `msg` done; returns the offset to store now, if it moved:
+    /// the last one before the oldest still outstanding on its partition.
+    fn finished(&mut self, msg: &Delivery) -> Option<i64> {
+        let key = (msg.topic.clone(), msg.partition);
+        let waiting = self.outstanding.entry(key.clone()).or_default();
+        waiting.remove(&msg.offset);
+        let oldest = waiting.first().copied();
+        let (done, stored) = self.done.entry(key).or_insert((-1, -1));
+        *done = (*done).max(msg.offset);
+        let storable = match oldest {
+            Some(o) => o - 1,
+            None => *done,
+        };
+        (storable > *stored).then(|| {
+            *stored = storable;
+            storable
+        })
+    }
+}
+
 impl Worker {
-    async fn run(mut self) {
+    async fn run(self) {
+        let mut tasks: tokio::task::JoinSet<Finished> = tokio::task::JoinSet::new();
+        // A lane is present while busy; its queue holds what waits.
+        let mut lanes: std::collections::HashMap<Lane, std::collections::VecDeque<Delivery>> =
+            std::collections::HashMap::new();
+        let mut offsets = Offsets::default();
+        // Received and not done: running or waiting in a lane.
+        let mut in_hand = 0usize;
         loop {
-            let received = tokio::select! {
+            tokio::select! {
                 biased;
+                // A crash: whatever is in hand is abandoned where it stands.
+                _ = self.kill.cancelled() => {
+                    tasks.abort_all();
+                    return;
+                }
                 _ = self.cancel.cancelled() => break,
-                received = self.shared.consumer.recv() => received.map(|m| Delivery::from_message(&m)),
-            };
-            let mut msg = match received {
-                Ok(msg) => msg,
-                Err(e) => {
-                    Counters::bump(&self.shared.counters.client_errors);
-                    tracing::debug!(error = %e, group = %self.shared.group, "receive failed");
-                    if self.sleep(RECEIVE_ERROR_PAUSE).await {
-                        break;
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    let (lane, msg, outcome, took) = match joined {
+                        Ok(finished) => finished,
+                        Err(e) => {
+                            // Handler panics are caught inside the task, so
+                            // this is a bug of ours: stop, storing nothing
+                            // more, so what is in hand is redelivered.
+                            tracing::error!(error = %e, group = %self.shared.group, "consumer task failed; consumer stopped");
+                            break;
+                        }
+                    };
+                    match outcome {
+                        Outcome::Abandoned => break,
+                        Outcome::Done => {
+                            in_hand -= 1;
+                            self.done(&mut offsets, &msg, took);
+                            match lanes.get_mut(&lane).and_then(|q| q.pop_front()) {
+                                Some(next) => self.spawn(&mut tasks, lane, next),
+                                None => {
+                                    lanes.remove(&lane);
+                                }
+                            }
+                        }
                     }
-                    continue;
                 }
-            };
-            let started = Instant::now();
-            let kill = self.kill.clone();
-            let outcome = tokio::select! {
+                received = self.shared.consumer.recv(), if in_hand < self.max_in_flight => {
+                    let msg = match received {
+                        Ok(m) => Delivery::from_message(&m),
+                        Err(e) => {
+                            Counters::bump(&self.shared.counters.client_errors);
+                            tracing::debug!(error = %e, group = %self.shared.group, "receive failed");
+                            if self.processor.sleep(RECEIVE_ERROR_PAUSE).await {
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    in_hand += 1;
+                    offsets.received(&msg);
+                    let lane = lane_of(&msg);
+                    match lanes.get_mut(&lane) {
+                        Some(queue) => queue.push_back(msg),
+                        None => {
+                            lanes.insert(lane.clone(), std::collections::VecDeque::new());
+                            self.spawn(&mut tasks, lane, msg);
+                        }
+                    }
+                }
+            }
+        }
+        // Stopping: the messages being handled finish (pending retries are
+        // abandoned); those still waiting in a lane are left to redelivery.
+        loop {
+            tokio::select! {
                 biased;
-                _ = kill.cancelled() => Outcome::Abandoned,
-                outcome = self.process(&mut msg) => outcome,
-            };
-            match outcome {
-                Outcome::Abandoned => break,
-                Outcome::Done => {
-                    if let Err(e) =
-                        self.shared
-                            .consumer
-                            .store_offset(&msg.topic, msg.partition, msg.offset)
-                    {
-                        // The partition was revoked meanwhile; its new owner
-                        // gets the message again.
-                        Counters::bump(&self.shared.counters.client_errors);
-                        tracing::debug!(error = %e, "cannot store offset");
-                    }
-                    self.shared.counters.record_done(
-                        &msg.topic,
-                        msg.partition,
-                        msg.offset,
-                        started.elapsed(),
-                    );
+                _ = self.kill.cancelled() => {
+                    tasks.abort_all();
+                    return;
                 }
+                joined = tasks.join_next() => match joined {
+                    None => return,
+                    Some(Ok((_, msg, Outcome::Done, took))) => self.done(&mut offsets, &msg, took),
+                    Some(_) => {}
+                },
             }
         }
     }
 
+    fn spawn(&self, tasks: &mut tokio::task::JoinSet<Finished>, lane: Lane, mut msg: Delivery) {
+        let processor = self.processor.clone();
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let outcome = processor.process(&mut msg).await;
+            (lane, msg, outcome, started.elapsed())
+        });
+    }
+
+    /// Stores what `msg` being done makes storable, and counts it.
+    fn done(&self, offsets: &mut Offsets, msg: &Delivery, took: Duration) {
+        let Some(offset) = offsets.finished(msg) else {
+            self.shared.counters.record_processing(took);
+            return;
+        };
+        if let Err(e) = self
+            .shared
+            .consumer
+            .store_offset(&msg.topic, msg.partition, offset)
+        {
+            // The partition was revoked meanwhile; its new owner gets the
+            // message again.
+            Counters::bump(&self.shared.counters.client_errors);
+            tracing::debug!(error = %e, "cannot store offset");
+        }
+        self.shared
+            .counters
+            .record_done(&msg.topic, msg.partition, offset, took);
+    }
+}
+
+impl Processor {
     /// Attempts, retries, and if need be dead-letters one message.
-    async fn process(&mut self, msg: &mut Delivery) -> Outcome {
+    async fn process(&self, msg: &mut Delivery) -> Outcome {
         let counters = self.shared.counters.clone();
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
@@ -572,7 +719,7 @@ impl Worker {
                     attempt, %error, "transient failure, retrying"
                 );
                 Counters::bump(&counters.retries);
-                let delay = self.backoff.delay(attempt);
+                let delay = self.backoff.lock().delay(attempt);
                 if self.sleep(delay).await {
                     return Outcome::Abandoned;
                 }
@@ -606,7 +753,7 @@ impl Worker {
     /// Publishes `msg` to its dead-letter topic, retrying until it is
     /// written or the consumer stops.
     async fn dead_letter(
-        &mut self,
+        &self,
         msg: &Delivery,
         kind: FailureKind,
         error: &str,
@@ -633,7 +780,7 @@ impl Worker {
                     failures += 1;
                     Counters::bump(&self.shared.counters.client_errors);
                     tracing::warn!(error = %e, %topic, "cannot dead-letter, retrying");
-                    let delay = self.backoff.delay(failures);
+                    let delay = self.backoff.lock().delay(failures);
                     if self.sleep(delay).await {
                         return Outcome::Abandoned;
                     }
@@ -715,4 +862,51 @@ fn lag_now(shared: &Shared) -> KafkaResult<Vec<PartitionLag>> {
         });
     }
     Ok(lags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(partition: i32, offset: i64) -> Delivery {
+        Delivery {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: None,
+            payload: Vec::new(),
+            headers: Vec::new(),
+            timestamp: None,
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn an_offset_is_stored_once_everything_before_it_is_done() {
+        let mut o = Offsets::default();
+        for off in 0..4 {
+            o.received(&msg(0, off));
+        }
+        o.received(&msg(1, 7));
+        // 2 and 3 finish first: nothing storable while 0 is outstanding.
+        assert_eq!(o.finished(&msg(0, 2)), None);
+        assert_eq!(o.finished(&msg(0, 3)), None);
+        assert_eq!(o.finished(&msg(0, 0)), Some(0));
+        // 1 done: everything up to 3 is.
+        assert_eq!(o.finished(&msg(0, 1)), Some(3));
+        // Partitions are independent.
+        assert_eq!(o.finished(&msg(1, 7)), Some(7));
+    }
+
+    #[test]
+    fn a_key_is_a_lane_on_every_topic_and_keyless_messages_queue_per_partition() {
+        let mut a = msg(0, 1);
+        a.key = Some(b"42".to_vec());
+        let mut b = msg(2, 9);
+        b.topic = "other".into();
+        b.key = Some(b"42".to_vec());
+        assert_eq!(lane_of(&a), lane_of(&b));
+        assert_ne!(lane_of(&msg(0, 1)), lane_of(&msg(1, 1)));
+        assert_eq!(lane_of(&msg(0, 1)), lane_of(&msg(0, 5)));
+    }
 }

@@ -113,12 +113,19 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn record_done(&self, topic: &str, partition: i32, offset: i64, took: Duration) {
+    /// Records a message's processing time.
+    pub(crate) fn record_processing(&self, took: Duration) {
         let us = u64::try_from(took.as_micros())
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_RECORDED_US);
         // Cannot fail: `us` is clamped into the histogram's range.
         let _ = self.processing.lock().record(us);
+    }
+
+    /// Records a message's processing time, and that everything up to
+    /// `offset` on its partition is done.
+    pub(crate) fn record_done(&self, topic: &str, partition: i32, offset: i64, took: Duration) {
+        self.record_processing(took);
         let mut positions = self.positions.lock();
         // Allocates the topic's name only the first time it is seen.
         match positions.get_mut(topic) {
