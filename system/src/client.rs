@@ -14,6 +14,10 @@
 //! | timeout, connection lost mid-request  | if retryable    | failure  | `Unknown`   |
 //! | breaker open                          | no              | –        | `Rejected`  |
 //!
+//! A breaker that opens *between* attempts, after one that may have reached
+//! the target (timed out, lost its reply, 5xx), makes the call `Unknown`,
+//! not `Rejected`: the earlier attempt may have acted.
+//!
 //! `Unknown` is kept apart from `Unavailable` on purpose: after a timeout or a
 //! lost reply the target may have acted, so only an idempotent follow-up is safe.
 
@@ -219,7 +223,11 @@ impl ServiceClient {
         retryable: bool,
     ) -> Result<RawResponse, ClientError> {
         let url = format!("{}{}", self.base, path_and_query);
+        // `reached`: some attempt got to the target. `pending`: the last
+        // attempt started and never ended, because its timeout dropped it
+        // mid-request; it may well have reached the target.
         let reached = AtomicBool::new(false);
+        let pending = AtomicBool::new(false);
         let result = self
             .policy
             .call(retryable, |_attempt| {
@@ -230,9 +238,13 @@ impl ServiceClient {
                 if let Some(b) = &body {
                     req = req.body(b.clone());
                 }
-                let reached = &reached;
+                let (reached, pending) = (&reached, &pending);
                 async move {
+                    if pending.swap(true, Ordering::Relaxed) {
+                        reached.store(true, Ordering::Relaxed);
+                    }
                     let resp = req.send().await.map_err(|e| {
+                        pending.store(false, Ordering::Relaxed);
                         if e.is_connect() {
                             Failure::Transient(AttemptError::Refused(error_chain(&e)))
                         } else {
@@ -240,6 +252,7 @@ impl ServiceClient {
                             Failure::Transient(AttemptError::Lost(error_chain(&e)))
                         }
                     })?;
+                    pending.store(false, Ordering::Relaxed);
                     reached.store(true, Ordering::Relaxed);
                     let status = resp.status();
                     let headers = resp.headers().clone();
@@ -261,12 +274,22 @@ impl ServiceClient {
                 }
             })
             .await;
-        result.map_err(|e| self.classify(e, reached.load(Ordering::Relaxed)))
+        let reached = reached.load(Ordering::Relaxed) || pending.load(Ordering::Relaxed);
+        result.map_err(|e| self.classify(e, reached))
     }
 
     fn classify(&self, e: CallError<AttemptError>, reached: bool) -> ClientError {
         let link = self.link.clone();
         match e {
+            // The breaker opened between attempts: the earlier ones may
+            // have acted, so the call as a whole has an unknown outcome.
+            CallError::Rejected(_) if reached => ClientError::Unknown {
+                link,
+                attempts: self.policy.config().retry.max_attempts,
+                detail: "an earlier attempt may have reached the target, then the circuit \
+                         breaker opened before the retry"
+                    .into(),
+            },
             CallError::Rejected(_) => ClientError::Rejected { link },
             CallError::Timeout { attempts } => ClientError::Unknown {
                 link,

@@ -146,3 +146,66 @@ async fn a_4xx_is_the_callers_fault_and_never_opens_the_breaker() {
     assert_eq!(client.policy().stats().retries, 0, "a 4xx is not retried");
     let _ = stop.send(());
 }
+
+/// Found by the `latency-storm` scenario: a charge that timed out, then had
+/// its retry refused by a breaker that opened meanwhile, was reported as
+/// "not attempted", and the saga skipped its refund. The first attempt had
+/// reached the target: the outcome is unknown, and must say so.
+#[tokio::test]
+async fn a_retry_refused_by_the_breaker_after_a_timeout_leaves_the_outcome_unknown() {
+    let hits = Arc::new(AtomicU64::new(0));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/thing",
+        get(move || {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                // Acts, then answers too late.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "{\"ok\":true}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gauntlet_system::server::run(listener, app, async {
+        let _ = rx.await;
+    }));
+    let config = ResilienceConfig {
+        timeout: Duration::from_millis(100),
+        retry: RetryConfig {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        },
+        // One failure in one call opens it: the retry is refused.
+        breaker: BreakerConfig {
+            sliding_window_size: 1,
+            minimum_calls: 1,
+            failure_rate_threshold: 50.0,
+            wait_in_open: Duration::from_secs(10),
+            ..BreakerConfig::default()
+        },
+    };
+    let client = ServiceClient::new("orders->payments", url, http_client(), config, 7);
+    let e = client
+        .get::<serde_json::Value>("/thing")
+        .await
+        .expect_err("timed out, then refused");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "the first attempt reached the target"
+    );
+    assert_eq!(client.policy().breaker().state(), BreakerState::Open);
+    assert!(matches!(e, ClientError::Unknown { .. }), "{e:?}");
+    assert!(e.maybe_applied(), "{e}");
+
+    // With the breaker open from the start, nothing was attempted.
+    let e = client.get::<serde_json::Value>("/thing").await.unwrap_err();
+    assert!(matches!(e, ClientError::Rejected { .. }), "{e:?}");
+    assert!(!e.maybe_applied());
+    let _ = tx.send(());
+}
