@@ -98,6 +98,12 @@ pub fn topic_specs(config: &EventsConfig) -> Vec<TopicSpec> {
 /// How long the broker may hold a fetch with no data, in milliseconds.
 pub const FETCH_WAIT_MS: u32 = 10;
 
+/// Messages a consumer group handles at once (never two of one order: see
+/// the consumer's keyed lanes). The payments group waits on the provider
+/// for each charge; one at a time, a 200 ms provider would cap the whole
+/// async flow at 5 orders/s.
+pub const CONSUMER_CONCURRENCY: usize = 32;
+
 /// The longest a member may go between polls, in milliseconds; also the
 /// rebalance timeout.
 pub const MAX_POLL_INTERVAL_MS: u32 = 20_000;
@@ -140,6 +146,7 @@ impl Bus {
         // One consumer per group in this system: take every partition and
         // skip the membership protocol (see `static_assignment`).
         c.static_partitions = Some(config.partitions);
+        c.max_in_flight = CONSUMER_CONCURRENCY;
         // The embedded broker answers a fetch only when its wait runs out,
         // so librdkafka's default 500 ms wait is added to every hop of a
         // saga at low load. 10 ms keeps hops short for a little polling.
