@@ -256,7 +256,10 @@ impl Timeline {
         let result = self.target.apply(&action).await;
         let error = match result {
             Ok(undo) => {
-                self.applied[i] = Some(undo);
+                // A step with nothing to undo (poison) is done once applied.
+                if !matches!(undo, Undo::Nothing) {
+                    self.applied[i] = Some(undo);
+                }
                 None
             }
             Err(e) => Some(e),

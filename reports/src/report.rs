@@ -105,6 +105,11 @@ pub struct FlowReport {
     pub latency: Latency,
     /// Per endpoint (`"POST /api/orders"`).
     pub endpoints: BTreeMap<String, EndpointReport>,
+    /// From an order being written to it being terminal, as the orders
+    /// database records both, for the orders placed in the measured load:
+    /// what a client waits for the outcome in either flow (the sync client
+    /// inside its request, the async one by polling or being told).
+    pub settle: Latency,
     /// Consecutive time windows, for the over-time charts.
     pub windows: Vec<Window>,
 }

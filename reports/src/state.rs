@@ -64,6 +64,12 @@ pub struct Order {
     /// The client's `Idempotency-Key`, when the endpoint reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// When it was written, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    /// When it became terminal, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<i64>,
 }
 
 impl Order {

@@ -59,6 +59,7 @@ fn report() -> Report {
                 latency: latency(212.5),
             },
         )]),
+        settle: latency(212.0),
         windows: vec![
             Window {
                 start_ms: 0,

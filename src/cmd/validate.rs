@@ -18,7 +18,18 @@ pub fn run(args: ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for file in &args.files {
         match gauntlet_reports::load_scenario(file) {
-            Ok(s) => println!("{}: ok ({})", file.display(), s.name),
+            Ok(s) => {
+                let problems = gauntlet::run::plan::preflight(&s);
+                if problems.is_empty() {
+                    println!("{}: ok ({})", file.display(), s.name);
+                } else {
+                    bad += 1;
+                    eprintln!("{} problem(s) in the scenario:", problems.len());
+                    for p in problems {
+                        eprintln!("{}: {p}", file.display());
+                    }
+                }
+            }
             Err(e) => {
                 bad += 1;
                 eprintln!("{e}");

@@ -152,7 +152,11 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         let all = accs.entry(ALL.to_string()).or_insert_with(Acc::new);
         all.add(&leg.load.overall());
         all.secs += secs;
-        flows.insert(leg.flow.to_string(), flow_report(leg, &flow_acc));
+        let mut flow_report = flow_report(leg, &flow_acc);
+        if let Some(state) = &leg.state {
+            flow_report.settle = settle_latency(state, leg.measured_from_unix_ms);
+        }
+        flows.insert(leg.flow.to_string(), flow_report);
         metrics
             .latency
             .insert(leg.flow.into(), latency(&flow_acc.latency));
@@ -310,6 +314,20 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
     report
 }
 
+/// Written → terminal, for the orders written from `from_unix_ms` on.
+fn settle_latency(state: &FinalState, from_unix_ms: i64) -> Latency {
+    let mut h: Histogram<u64> = Histogram::new(3).unwrap_or_else(|_| unreachable!());
+    for o in &state.orders {
+        if let (Some(c), Some(s)) = (o.created_at, o.settled_at) {
+            if c >= from_unix_ms {
+                // Milliseconds, recorded as µs like every other histogram.
+                let _ = h.record(((s - c).max(0) as u64).saturating_mul(1000));
+            }
+        }
+    }
+    latency(&h)
+}
+
 fn flow_report(leg: &Leg, acc: &Acc) -> FlowReport {
     let endpoints = leg
         .load
@@ -351,5 +369,6 @@ fn flow_report(leg: &Leg, acc: &Acc) -> FlowReport {
         latency: latency(&acc.latency),
         endpoints,
         windows,
+        settle: Latency::default(),
     }
 }

@@ -45,6 +45,15 @@ pub fn summary(report: &Report, report_json: &std::path::Path) -> String {
             f.throughput,
             lat(&f.latency)
         );
+        if f.settle.count > 0 {
+            let _ = writeln!(
+                w,
+                "        {:<22} {:>7} orders written → terminal          {}",
+                "settle",
+                f.settle.count,
+                lat(&f.settle)
+            );
+        }
         for (endpoint, e) in &f.endpoints {
             let _ = writeln!(
                 w,

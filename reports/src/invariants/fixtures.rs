@@ -42,6 +42,8 @@ pub(crate) fn order(id: i64, status: &str, product_id: i64, quantity: i64, total
         product_id,
         total_cents: total,
         idempotency_key: Some(format!("k-{id}")),
+        created_at: None,
+        settled_at: None,
     }
 }
 
