@@ -31,7 +31,7 @@ const QUIESCE_POLL: Duration = Duration::from_millis(250);
 /// Consecutive clean checks that make the system quiet.
 const QUIET_CHECKS: u32 = 2;
 /// After an interruption: the short wait for the system before reading it.
-const INTERRUPTED_QUIESCE: Duration = Duration::from_secs(3);
+const INTERRUPTED_QUIESCE: Duration = Duration::from_secs(10);
 
 /// Why a flow could not run at all.
 #[derive(Debug, thiserror::Error)]

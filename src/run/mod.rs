@@ -152,6 +152,20 @@ pub async fn run(
             notes.push(format!("{}: {p}", leg.flow));
         }
     }
+    // Each flow's client history, Jepsen style, next to its databases.
+    for leg in &legs {
+        let path = dir.join(leg.flow).join("history.json");
+        let written = serde_json::to_vec(&leg.history)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(&path, json));
+        if let Err(e) = written {
+            notes.push(format!(
+                "{}: cannot write {}: {e}",
+                leg.flow,
+                path.display()
+            ));
+        }
+    }
     let mut report = figures::report(scenario, &legs, interrupt.is_cancelled());
     let report_json = write_json(&dir, &report)?;
     let junit_xml = write_junit(&dir, &report)?;
