@@ -82,36 +82,19 @@ impl Services {
     /// Everything the invariants read, from every service's database.
     /// `events` is filled separately (it comes from the broker).
     pub async fn final_state(&self) -> Result<FinalState, String> {
-        let mut orders: Vec<Order> = Vec::new();
-        loop {
-            let after = orders.last().map_or(0, |o| o.id);
-            let page: Vec<Order> = self
-                .get(
-                    ServiceName::Orders,
-                    &format!("/orders?after={after}&limit={ORDERS_PAGE}"),
-                )
-                .await?;
-            let n = page.len();
-            orders.extend(page);
-            if n < ORDERS_PAGE {
-                break;
-            }
-        }
-        let mut products: Vec<Product> = Vec::new();
-        loop {
-            let after = products.last().map_or(0, |p| p.id);
-            let page: Vec<Product> = self
-                .get(
-                    ServiceName::Catalog,
-                    &format!("/products?after={after}&limit={PRODUCTS_PAGE}"),
-                )
-                .await?;
-            let n = page.len();
-            products.extend(page);
-            if n < PRODUCTS_PAGE {
-                break;
-            }
-        }
+        let orders: Vec<Order> = self
+            .all_pages(ServiceName::Orders, "/orders", ORDERS_PAGE, |o: &Order| {
+                o.id
+            })
+            .await?;
+        let products: Vec<Product> = self
+            .all_pages(
+                ServiceName::Catalog,
+                "/products",
+                PRODUCTS_PAGE,
+                |p: &Product| p.id,
+            )
+            .await?;
         let charges: Vec<ProviderCharge> = self.get(ServiceName::Provider, "/charges").await?;
         let ledger: Ledger = self.get(ServiceName::Provider, "/ledger").await?;
         let reservations: Vec<Reservation> =
@@ -128,6 +111,28 @@ impl Services {
             notifications,
             events: None,
         })
+    }
+
+    /// Every row of a keyset-paginated list (`?after=<last id>&limit=`).
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        service: ServiceName,
+        path: &str,
+        page: usize,
+        id: fn(&T) -> i64,
+    ) -> Result<Vec<T>, String> {
+        let mut rows: Vec<T> = Vec::new();
+        loop {
+            let after = rows.last().map_or(0, id);
+            let batch: Vec<T> = self
+                .get(service, &format!("{path}?after={after}&limit={page}"))
+                .await?;
+            let n = batch.len();
+            rows.extend(batch);
+            if n < page {
+                return Ok(rows);
+            }
+        }
     }
 
     /// One service's `/events`.
