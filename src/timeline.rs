@@ -160,13 +160,32 @@ pub enum Network {
     Embedded(Chaos),
     /// A real Toxiproxy server, e.g. `127.0.0.1:8474`.
     Toxiproxy(String),
+    /// No fault proxy: network faults fail (a scenario with some is
+    /// rejected before it runs).
+    None,
+}
+
+/// What the system-level faults act on.
+#[derive(Clone)]
+pub enum Services {
+    /// The system running in this process: every action is possible.
+    Embedded(Arc<Mutex<System>>),
+    /// A system running elsewhere, reached only through its own endpoints:
+    /// provider faults over HTTP, poison through the broker. Crashing a
+    /// service or pausing a consumer group needs the embedded system.
+    External {
+        /// The provider's base URL.
+        provider: Option<String>,
+        /// Kafka bootstrap servers.
+        kafka: Option<String>,
+    },
 }
 
 /// What the timeline acts on.
 #[derive(Clone)]
 pub struct Target {
     pub network: Network,
-    pub system: Arc<Mutex<System>>,
+    pub services: Services,
     pub http: reqwest::Client,
 }
 
@@ -307,7 +326,13 @@ impl Target {
                 Ok(Undo::LinkUp { link: link.clone() })
             }
             FaultAction::Crash { service } => {
-                if !self.system.lock().await.crash(*service).await {
+                if !self
+                    .system("crash a service")?
+                    .lock()
+                    .await
+                    .crash(*service)
+                    .await
+                {
                     return Err(format!("{service} is not running"));
                 }
                 Ok(Undo::Restart { service: *service })
@@ -318,21 +343,18 @@ impl Target {
                 Ok(Undo::Provider { faults: previous })
             }
             FaultAction::PauseConsumer { group } => {
-                self.system
+                self.system("pause a consumer group")?
                     .lock()
                     .await
                     .set_consumers_paused(*group, true)?;
                 Ok(Undo::Resume { service: *group })
             }
             FaultAction::Poison { topic, count } => {
-                let bootstrap = self
-                    .system
-                    .lock()
-                    .await
-                    .endpoints()
-                    .kafka
-                    .clone()
-                    .ok_or("poison needs a Kafka broker, and this system runs without one")?;
+                let bootstrap = match &self.services {
+                    Services::Embedded(system) => system.lock().await.endpoints().kafka.clone(),
+                    Services::External { kafka, .. } => kafka.clone(),
+                }
+                .ok_or("poison needs a Kafka broker, and this system runs without one")?;
                 let producer = gauntlet_events::EventProducer::new(&bootstrap, "poisoner")
                     .map_err(|e| e.to_string())?;
                 for i in 0..*count {
@@ -352,7 +374,7 @@ impl Target {
             Undo::RemoveToxic { link, name } => self.remove_toxic(&link, &name).await,
             Undo::LinkUp { link } => self.set_link(&link, true).await,
             Undo::Restart { service } => self
-                .system
+                .system("restart a service")?
                 .lock()
                 .await
                 .restart(service)
@@ -360,11 +382,21 @@ impl Target {
                 .map_err(|e| e.to_string()),
             Undo::Provider { faults } => self.set_provider_faults(&faults).await,
             Undo::Resume { service } => self
-                .system
+                .system("resume a consumer group")?
                 .lock()
                 .await
                 .set_consumers_paused(service, false),
             Undo::Nothing => Ok(()),
+        }
+    }
+
+    /// The embedded system, for what only it allows.
+    fn system(&self, what: &str) -> Result<&Arc<Mutex<System>>, String> {
+        match &self.services {
+            Services::Embedded(system) => Ok(system),
+            Services::External { .. } => Err(format!(
+                "cannot {what} of a system running elsewhere: only the embedded system allows it"
+            )),
         }
     }
 
@@ -378,6 +410,7 @@ impl Target {
                 let (addr, link2, toxic2) = (addr.clone(), link.to_string(), toxic.clone());
                 blocking(move || toxiproxy::add_toxic(&addr, &link2, &toxic2)).await
             }
+            Network::None => Err(format!("no fault proxy in front of {link}")),
         }
     }
 
@@ -388,6 +421,7 @@ impl Target {
                 let (addr, link) = (addr.clone(), link.to_string());
                 blocking(move || toxiproxy::remove_toxics(&addr, &link)).await
             }
+            Network::None => Err(format!("no fault proxy in front of {link}")),
         }
     }
 
@@ -402,18 +436,22 @@ impl Target {
                 let (addr, link) = (addr.clone(), link.to_string());
                 blocking(move || toxiproxy::set_enabled(&addr, &link, up)).await
             }
+            Network::None => Err(format!("no fault proxy in front of {link}")),
         }
     }
 
-    async fn provider_url(&self) -> String {
-        format!(
-            "{}/admin/faults",
-            self.system.lock().await.url(ServiceName::Provider)
-        )
+    async fn provider_url(&self) -> Result<String, String> {
+        let base = match &self.services {
+            Services::Embedded(system) => system.lock().await.url(ServiceName::Provider),
+            Services::External { provider, .. } => provider
+                .clone()
+                .ok_or("provider faults need the provider's URL")?,
+        };
+        Ok(format!("{}/admin/faults", base.trim_end_matches('/')))
     }
 
     async fn provider_faults(&self) -> Result<ProviderFaults, String> {
-        let url = self.provider_url().await;
+        let url = self.provider_url().await?;
         let resp = self
             .http
             .get(&url)
@@ -424,7 +462,7 @@ impl Target {
     }
 
     async fn set_provider_faults(&self, faults: &ProviderFaults) -> Result<(), String> {
-        let url = self.provider_url().await;
+        let url = self.provider_url().await?;
         let resp = self
             .http
             .put(&url)

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gauntlet::stack::{Kafka, Stack, StackOptions};
-use gauntlet::timeline::{FaultAction, FaultStep, Network, Target, Timeline};
+use gauntlet::timeline::{FaultAction, FaultStep, Network, Services, Target, Timeline};
 use gauntlet_events::inspect::read_topic;
 use gauntlet_events::{DeadLetter, EventProducer};
 use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
@@ -454,7 +454,7 @@ async fn the_timeline_pauses_a_consumer_group_and_poisons_a_topic() {
     ];
     let target = Target {
         network: Network::Embedded(t.stack.chaos.clone()),
-        system: t.stack.system.clone(),
+        services: Services::Embedded(t.stack.system.clone()),
         http: t.http.clone(),
     };
     let mut timeline = Timeline::new(steps, target);

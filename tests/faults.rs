@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gauntlet::stack::{Stack, StackOptions};
-use gauntlet::timeline::{FaultAction, FaultStep, Network, Phase, Target, Timeline, ToxicStep};
+use gauntlet::timeline::{
+    FaultAction, FaultStep, Network, Phase, Services, Target, Timeline, ToxicStep,
+};
 use gauntlet_chaos::{Latency, ToxicKind};
 use gauntlet_resilience::{BreakerConfig, ResilienceConfig, RetryConfig};
 use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
@@ -38,7 +40,7 @@ impl T {
     fn target(&self, network: Network) -> Target {
         Target {
             network,
-            system: self.stack.system.clone(),
+            services: Services::Embedded(self.stack.system.clone()),
             http: self.http.clone(),
         }
     }
