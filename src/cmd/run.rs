@@ -90,7 +90,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("running {} ({})", scenario.name, file.display());
         let t0 = std::time::Instant::now();
-        match run::run(scenario, &opts, interrupt.clone()).await {
+        let bound = run::time_bound(scenario);
+        let Ok(result) =
+            tokio::time::timeout(bound, run::run(scenario, &opts, interrupt.clone())).await
+        else {
+            eprintln!(
+                "error: {}: the run did not finish within {}s (start-up, load, drain, quiesce and \
+                 read-back): a harness fault; giving up",
+                file.display(),
+                bound.as_secs()
+            );
+            return Ok(ExitCode::from(2));
+        };
+        match result {
             Ok(outcome) => {
                 print!("{}", run::summary(&outcome.report, &outcome.report_json));
                 for n in &outcome.notes {

@@ -34,12 +34,12 @@ pub const CALLERS: [ServiceName; 3] = [
 /// Where each service answers, directly (not through a fault proxy: the
 /// harness reads the system's state, it does not take part in it).
 #[derive(Debug, Clone)]
-pub struct Services {
+pub struct Probe {
     pub urls: BTreeMap<ServiceName, String>,
     pub http: reqwest::Client,
 }
 
-impl Services {
+impl Probe {
     fn url(&self, service: ServiceName, path: &str) -> Result<String, String> {
         self.urls
             .get(&service)

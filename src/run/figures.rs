@@ -217,19 +217,36 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         }
         match &leg.state {
             Some(state) => {
-                let o = OrderCounts::from_run(&leg.history, state);
+                // Counts are of this flow's own orders: on a system running
+                // elsewhere the state also holds earlier runs' (and, with
+                // `both`, the other flow's).
+                let since = leg
+                    .load
+                    .started_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let own = FinalState {
+                    orders: state
+                        .orders
+                        .iter()
+                        .filter(|o| o.created_at.is_none_or(|c| c >= since))
+                        .cloned()
+                        .collect(),
+                    ..state.clone()
+                };
+                let o = OrderCounts::from_run(&leg.history, &own);
                 orders.placed += o.placed;
                 orders.acknowledged += o.acknowledged;
                 orders.confirmed += o.confirmed;
                 orders.cancelled += o.cancelled;
                 orders.pending += o.pending;
                 orders.lost += o.lost;
-                let s = saga_outcomes(state);
+                let s = saga_outcomes(&own);
                 let total = saga.get_or_insert_with(SagaOutcomes::default);
                 total.completed += s.completed;
                 total.compensated += s.compensated;
                 total.failed += s.failed;
-                if let Some(e) = &state.events {
+                if let Some(e) = &leg.events_delta {
                     events.extend(e.iter().cloned());
                 }
                 for mut r in check_all(&leg.history, state) {

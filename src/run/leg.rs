@@ -11,18 +11,18 @@ use gauntlet_loadgen as loadgen;
 use gauntlet_reports::history::{History, Operation};
 use gauntlet_reports::report::LagSample;
 use gauntlet_reports::scenario::Scenario;
-use gauntlet_reports::state::FinalState;
+use gauntlet_reports::state::{FinalState, TopicEvents};
 use gauntlet_system::events::SUBSCRIPTIONS;
 use gauntlet_system::{ServiceName, SystemOptions};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::collect::{event_accounts, BreakerLog, Services, CALLERS};
+use super::collect::{event_accounts, BreakerLog, Probe, CALLERS};
 use super::plan;
 use super::progress::ProgressLine;
 use crate::stack::{Kafka, Stack, StackOptions, KAFKA_LINK};
-use crate::timeline::{FaultAction, FaultRecord, FaultStep, Network, Target, Timeline};
+use crate::timeline::{FaultAction, FaultRecord, FaultStep, Network, Services, Target, Timeline};
 
 /// How often breakers and lag are sampled while the run goes.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -64,6 +64,9 @@ pub struct Leg {
     /// Per group: the largest lag seen, and the lag after quiescing.
     pub lag_summary: BTreeMap<String, (u64, u64)>,
     pub faults: Vec<FaultRecord>,
+    /// Per topic and group, what this run produced, consumed and
+    /// dead-lettered (the final state holds the topics' whole history).
+    pub events_delta: Option<Vec<TopicEvents>>,
     /// Fault steps left out of this flow (event-path faults on a sync run).
     pub skipped_faults: Vec<String>,
     pub quiesce: Quiesce,
@@ -125,6 +128,53 @@ pub async fn run_leg(
         });
     }
 
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| LegError::Start(format!("cannot build an HTTP client: {e}")))?;
+
+    if let Some(external) = &scenario.system.external {
+        // A system running elsewhere: reached through its own endpoints,
+        // its state kept between runs (so this run's keys are its own).
+        let urls: BTreeMap<ServiceName, String> = external
+            .services
+            .iter()
+            .filter_map(|(s, url)| Some((s.as_str().parse().ok()?, url.clone())))
+            .collect();
+        let sut = Sut {
+            gateway_url: external.gateway.trim_end_matches('/').to_string(),
+            probe: Probe {
+                urls: urls.clone(),
+                http: http.clone(),
+            },
+            bootstrap: external.kafka.clone(),
+            network: match &external.toxiproxy {
+                Some(addr) => Network::Toxiproxy(addr.clone()),
+                None => Network::None,
+            },
+            services: Services::External {
+                provider: urls.get(&ServiceName::Provider).cloned(),
+                kafka: external.kafka.clone(),
+            },
+            run_tag: Some(format!("{}-{flow_name}", run_tag())),
+        };
+        progress.phase(flow_name, "attaching to the system");
+        set_provider(&sut, scenario)
+            .await
+            .map_err(LegError::Start)?;
+        return drive(
+            scenario,
+            flow,
+            flow_name,
+            &sut,
+            steps,
+            skipped_faults,
+            interrupt,
+            progress,
+        )
+        .await;
+    }
+
     progress.phase(flow_name, "starting the system");
     let mut stack = Stack::start(StackOptions {
         system: SystemOptions {
@@ -142,11 +192,26 @@ pub async fn run_leg(
     })
     .await
     .map_err(|e| LegError::Start(e.to_string()))?;
+    // Each in a statement of its own: a lock guard taken inside the struct
+    // literal would live to its end, and `kafka()` takes the same lock.
+    let urls = stack.system.lock().await.endpoints().services.clone();
+    let bootstrap = stack.kafka().await;
+    let sut = Sut {
+        gateway_url: stack.gateway_url().to_string(),
+        probe: Probe {
+            urls,
+            http: http.clone(),
+        },
+        bootstrap,
+        network: Network::Embedded(stack.chaos.clone()),
+        services: Services::Embedded(stack.system.clone()),
+        run_tag: None,
+    };
     let result = drive(
         scenario,
         flow,
         flow_name,
-        &stack,
+        &sut,
         steps,
         skipped_faults,
         interrupt,
@@ -158,27 +223,74 @@ pub async fn run_leg(
     result
 }
 
+/// The system under test, however it runs.
+struct Sut {
+    /// Where the load goes.
+    gateway_url: String,
+    /// Each service's own address, to read it back.
+    probe: Probe,
+    bootstrap: Option<String>,
+    network: Network,
+    services: Services,
+    /// Mixed into the load's keys and e-mails, for a system that keeps its
+    /// state between runs.
+    run_tag: Option<String>,
+}
+
+/// A tag unique to this moment: the UTC time to the millisecond.
+fn run_tag() -> String {
+    format!("{}", gauntlet_system::db::now_ms())
+}
+
+/// A system running elsewhere gets the scenario's provider behaviour
+/// through the provider's own API (the embedded one is started with it).
+async fn set_provider(sut: &Sut, scenario: &Scenario) -> Result<(), String> {
+    let Some(provider) = sut.probe.urls.get(&ServiceName::Provider) else {
+        return Ok(());
+    };
+    let faults = plan::system_config(scenario)?.provider;
+    let url = format!("{}/admin/faults", provider.trim_end_matches('/'));
+    let resp = sut
+        .probe
+        .http
+        .put(&url)
+        .json(&faults)
+        .send()
+        .await
+        .map_err(|e| format!("setting the provider's behaviour: PUT {url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!(
+            "setting the provider's behaviour: PUT {url}: {}",
+            resp.status()
+        ));
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     scenario: &Scenario,
     flow: loadgen::Flow,
     flow_name: &'static str,
-    stack: &Stack,
+    sut: &Sut,
     steps: Vec<FaultStep>,
     skipped_faults: Vec<String>,
     interrupt: CancellationToken,
     progress: Arc<ProgressLine>,
 ) -> Result<Leg, LegError> {
     let uses_events = flow == loadgen::Flow::Async;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| LegError::Start(format!("cannot build an HTTP client: {e}")))?;
-    let services = Services {
-        urls: stack.system.lock().await.endpoints().services.clone(),
-        http: http.clone(),
+    let http = sut.probe.http.clone();
+    let services = sut.probe.clone();
+    // The sync flow does not use the event path, even where there is one.
+    let bootstrap = sut.bootstrap.clone().filter(|_| uses_events);
+    // What the topics held before this run (nothing, on a fresh system):
+    // the run's own dead letters are the difference.
+    let events_before = match bootstrap.as_deref() {
+        Some(b) => event_accounts(b)
+            .await
+            .map_err(|e| LegError::Start(format!("reading the event path: {e}")))?,
+        None => Vec::new(),
     };
-    let bootstrap = stack.kafka().await;
 
     // Breakers and lag, sampled until the system is read back.
     let sampling = CancellationToken::new();
@@ -191,21 +303,22 @@ async fn drive(
     ));
 
     let load_len = scenario.load.duration();
-    let load_config = plan::load_config(scenario, flow, stack.gateway_url());
+    let mut load_config = plan::load_config(scenario, flow, &sut.gateway_url);
+    load_config.run_tag = sut.run_tag.clone();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let load_cancel = interrupt.child_token();
     let measured_from: Arc<Mutex<Option<Instant>>> = Arc::default();
     let mut timeline = Timeline::new(
         steps.clone(),
         Target {
-            network: Network::Embedded(stack.chaos.clone()),
-            system: stack.system.clone(),
+            network: sut.network.clone(),
+            services: sut.services.clone(),
             http: http.clone(),
         },
     );
 
     progress.phase(flow_name, "stocking the catalog");
-    stock_catalog(&services, scenario.seed)
+    stock_catalog(&http, &sut.gateway_url, scenario.seed)
         .await
         .map_err(LegError::Start)?;
 
@@ -295,6 +408,10 @@ async fn drive(
             Err(e) => problems.push(format!("event accounting: {e}")),
         }
     }
+    let events_delta = state
+        .as_ref()
+        .and_then(|s| s.events.as_ref())
+        .map(|after| delta(after, &events_before));
     // One last sample after quiescing: the final lag and breaker records.
     sampling.cancel();
     let _ = sampler.await;
@@ -323,6 +440,7 @@ async fn drive(
         lag,
         lag_summary: samples.lag_summary,
         faults: timeline.records().to_vec(),
+        events_delta,
         skipped_faults,
         quiesce,
         interrupted,
@@ -338,16 +456,11 @@ pub const PRODUCTS: u32 = 20;
 /// so a cancelled order always has a cause worth reading.
 pub const INITIAL_STOCK: i64 = 1_000_000;
 
-/// Creates the catalog the load orders from, straight at the catalog
-/// service (set-up is not load): prices from 1.00 to 99.00, from the seed.
-async fn stock_catalog(services: &Services, seed: u64) -> Result<(), String> {
-    let url = format!(
-        "{}/products",
-        services
-            .urls
-            .get(&ServiceName::Catalog)
-            .ok_or("no address for the catalog service")?
-    );
+/// Creates the catalog the load orders from, through the gateway as any
+/// client would (before the load, so outside every figure): prices from
+/// 1.00 to 99.00, from the seed.
+async fn stock_catalog(http: &reqwest::Client, gateway: &str, seed: u64) -> Result<(), String> {
+    let url = format!("{gateway}/api/products");
     for i in 0..PRODUCTS {
         let price = 100 + (seed.wrapping_mul(31).wrapping_add(u64::from(i) * 977) % 9_800);
         let body = serde_json::json!({
@@ -355,8 +468,7 @@ async fn stock_catalog(services: &Services, seed: u64) -> Result<(), String> {
             "price_cents": price,
             "stock": INITIAL_STOCK,
         });
-        let resp = services
-            .http
+        let resp = http
             .post(&url)
             .json(&body)
             .send()
@@ -371,6 +483,26 @@ async fn stock_catalog(services: &Services, seed: u64) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `after` less `before`, account by account.
+fn delta(after: &[TopicEvents], before: &[TopicEvents]) -> Vec<TopicEvents> {
+    after
+        .iter()
+        .map(|a| {
+            let b = before
+                .iter()
+                .find(|b| b.topic == a.topic && b.group == a.group);
+            let less = |f: fn(&TopicEvents) -> u64| f(a).saturating_sub(b.map_or(0, f));
+            TopicEvents {
+                topic: a.topic.clone(),
+                group: a.group.clone(),
+                produced: less(|e| e.produced),
+                consumed: less(|e| e.consumed),
+                dead_lettered: less(|e| e.dead_lettered),
+            }
+        })
+        .collect()
 }
 
 /// The load generator's history in the reports' shape (the same JSON),
@@ -404,7 +536,7 @@ fn consumer_services() -> impl Iterator<Item = ServiceName> {
 }
 
 async fn sample(
-    services: Services,
+    services: Probe,
     uses_events: bool,
     samples: Arc<Mutex<Samples>>,
     stop: CancellationToken,
@@ -419,7 +551,7 @@ async fn sample(
     }
 }
 
-async fn sample_once(services: &Services, uses_events: bool, samples: &Mutex<Samples>) {
+async fn sample_once(services: &Probe, uses_events: bool, samples: &Mutex<Samples>) {
     // A crashed service does not answer: its sample is skipped, and its
     // records come back with it (transitions are merged, counters carried).
     for s in CALLERS {
@@ -449,7 +581,7 @@ async fn sample_once(services: &Services, uses_events: bool, samples: &Mutex<Sam
 /// outbox is empty and every group has handled every event; at most
 /// `bound`.
 async fn quiesce(
-    services: &Services,
+    services: &Probe,
     bootstrap: Option<&str>,
     bound: Duration,
     interrupt: &CancellationToken,
@@ -494,7 +626,7 @@ async fn quiesce(
 }
 
 /// What is still moving, or `None` when the system is quiet.
-async fn unsettled(services: &Services, bootstrap: Option<&str>) -> Option<String> {
+async fn unsettled(services: &Probe, bootstrap: Option<&str>) -> Option<String> {
     match services.open_orders(5).await {
         Ok(open) if !open.is_empty() => {
             let ids: Vec<String> = open.iter().map(|o| o.id.to_string()).collect();
@@ -507,7 +639,9 @@ async fn unsettled(services: &Services, bootstrap: Option<&str>) -> Option<Strin
         Err(e) => return Some(format!("orders unreadable: {e}")),
     }
     let bootstrap = bootstrap?;
-    for s in consumer_services() {
+    // A service whose address is not known (a system running elsewhere)
+    // is left to the broker's accounting below.
+    for s in consumer_services().filter(|s| services.urls.contains_key(s)) {
         match services.events(s).await {
             Ok(v) => {
                 if v.outbox.backlog > 0 {

@@ -62,8 +62,8 @@ pub struct RunOutcome {
 /// Why a run produced no verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("the scenario cannot run: {0}")]
+    Invalid(String),
     #[error("the {flow} flow could not run: {source}")]
     Leg {
         flow: &'static str,
@@ -78,6 +78,19 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The longest a run of `scenario` may take before it is given up on:
+/// per flow, its warm-up, load and quiesce bound, plus generous room for
+/// start-up, the load's drain and reading the system back. A run past it
+/// is a harness fault (something waits for ever), never a slow system:
+/// the quiesce bound already covers that.
+pub fn time_bound(scenario: &Scenario) -> std::time::Duration {
+    let per_flow = scenario.load.warmup
+        + scenario.load.duration()
+        + scenario.quiesce
+        + std::time::Duration::from_secs(150);
+    per_flow * flows(scenario.system.flow).len() as u32
 }
 
 /// The flows a scenario runs, in order.
@@ -96,12 +109,9 @@ pub async fn run(
     opts: &RunOptions,
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
-    if scenario.system.external.is_some() {
-        return Err(RunError::Unsupported(
-            "[system.external]: attaching to a system already running is not supported by \
-             `run` in this version; remove the table to run the embedded system"
-                .into(),
-        ));
+    let problems = plan::preflight(scenario);
+    if !problems.is_empty() {
+        return Err(RunError::Invalid(problems.join("; ")));
     }
     let dir = run_dir(&opts.out_dir, &scenario.name)?;
     let progress = Arc::new(ProgressLine::new(opts.progress));
@@ -157,7 +167,10 @@ pub async fn run(
         let path = dir.join(leg.flow).join("history.json");
         let written = serde_json::to_vec(&leg.history)
             .map_err(std::io::Error::other)
-            .and_then(|json| std::fs::write(&path, json));
+            .and_then(|json| {
+                std::fs::create_dir_all(dir.join(leg.flow))?;
+                std::fs::write(&path, json)
+            });
         if let Err(e) = written {
             notes.push(format!(
                 "{}: cannot write {}: {e}",
