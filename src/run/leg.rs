@@ -10,7 +10,7 @@ use std::time::Duration;
 use gauntlet_loadgen as loadgen;
 use gauntlet_reports::history::{History, Operation};
 use gauntlet_reports::report::LagSample;
-use gauntlet_reports::scenario::Scenario;
+use gauntlet_reports::scenario::{External, Scenario};
 use gauntlet_reports::state::{FinalState, TopicEvents};
 use gauntlet_system::events::SUBSCRIPTIONS;
 use gauntlet_system::{ServiceName, SystemOptions};
@@ -133,79 +133,51 @@ pub async fn run_leg(
         .build()
         .map_err(|e| LegError::Start(format!("cannot build an HTTP client: {e}")))?;
 
-    if let Some(external) = &scenario.system.external {
-        // A system running elsewhere: reached through its own endpoints,
-        // its state kept between runs (so this run's keys are its own).
-        let urls: BTreeMap<ServiceName, String> = external
-            .services
-            .iter()
-            .filter_map(|(s, url)| Some((s.as_str().parse().ok()?, url.clone())))
-            .collect();
-        let sut = Sut {
-            gateway_url: external.gateway.trim_end_matches('/').to_string(),
-            probe: Probe {
-                urls: urls.clone(),
-                http: http.clone(),
-            },
-            bootstrap: external.kafka.clone(),
-            network: match &external.toxiproxy {
-                Some(addr) => Network::Toxiproxy(addr.clone()),
-                None => Network::None,
-            },
-            services: Services::External {
-                provider: urls.get(&ServiceName::Provider).cloned(),
-                kafka: external.kafka.clone(),
-            },
-            run_tag: Some(format!("{}-{flow_name}", run_tag())),
-        };
-        progress.phase(flow_name, "attaching to the system");
-        set_provider(&sut, scenario)
+    let (sut, stack) = match &scenario.system.external {
+        Some(external) => {
+            progress.phase(flow_name, "attaching to the system");
+            let sut = attach(external, flow_name, &http);
+            set_provider(&sut, scenario)
+                .await
+                .map_err(LegError::Start)?;
+            (sut, None)
+        }
+        None => {
+            progress.phase(flow_name, "starting the system");
+            let stack = Stack::start(StackOptions {
+                system: SystemOptions {
+                    data_dir: Some(data_dir),
+                    config,
+                    ..SystemOptions::default()
+                },
+                gateway_listen: None,
+                api_listen: None,
+                kafka: if uses_events {
+                    Kafka::Embedded
+                } else {
+                    Kafka::None
+                },
+            })
             .await
-            .map_err(LegError::Start)?;
-        return drive(
-            scenario,
-            flow,
-            flow_name,
-            &sut,
-            steps,
-            skipped_faults,
-            interrupt,
-            progress,
-        )
-        .await;
-    }
-
-    progress.phase(flow_name, "starting the system");
-    let mut stack = Stack::start(StackOptions {
-        system: SystemOptions {
-            data_dir: Some(data_dir),
-            config,
-            ..SystemOptions::default()
-        },
-        gateway_listen: None,
-        api_listen: None,
-        kafka: if uses_events {
-            Kafka::Embedded
-        } else {
-            Kafka::None
-        },
-    })
-    .await
-    .map_err(|e| LegError::Start(e.to_string()))?;
-    // Each in a statement of its own: a lock guard taken inside the struct
-    // literal would live to its end, and `kafka()` takes the same lock.
-    let urls = stack.system.lock().await.endpoints().services.clone();
-    let bootstrap = stack.kafka().await;
-    let sut = Sut {
-        gateway_url: stack.gateway_url().to_string(),
-        probe: Probe {
-            urls,
-            http: http.clone(),
-        },
-        bootstrap,
-        network: Network::Embedded(stack.chaos.clone()),
-        services: Services::Embedded(stack.system.clone()),
-        run_tag: None,
+            .map_err(|e| LegError::Start(e.to_string()))?;
+            // Each in a statement of its own: a lock guard taken inside the
+            // struct literal would live to its end, and `kafka()` takes the
+            // same lock.
+            let urls = stack.system.lock().await.endpoints().services.clone();
+            let bootstrap = stack.kafka().await;
+            let sut = Sut {
+                gateway_url: stack.gateway_url().to_string(),
+                probe: Probe {
+                    urls,
+                    http: http.clone(),
+                },
+                bootstrap,
+                network: Network::Embedded(stack.chaos.clone()),
+                services: Services::Embedded(stack.system.clone()),
+                run_tag: None,
+            };
+            (sut, Some(stack))
+        }
     };
     let result = drive(
         scenario,
@@ -218,9 +190,38 @@ pub async fn run_leg(
         progress.clone(),
     )
     .await;
-    progress.phase(flow_name, "stopping the system");
-    stack.stop().await;
+    if let Some(mut stack) = stack {
+        progress.phase(flow_name, "stopping the system");
+        stack.stop().await;
+    }
     result
+}
+
+/// A system running elsewhere: reached through its own endpoints, its
+/// state kept between runs (so this run's keys carry a tag of their own).
+fn attach(external: &External, flow_name: &str, http: &reqwest::Client) -> Sut {
+    let urls: BTreeMap<ServiceName, String> = external
+        .services
+        .iter()
+        .filter_map(|(s, url)| Some((s.as_str().parse().ok()?, url.clone())))
+        .collect();
+    Sut {
+        gateway_url: external.gateway.trim_end_matches('/').to_string(),
+        probe: Probe {
+            urls: urls.clone(),
+            http: http.clone(),
+        },
+        bootstrap: external.kafka.clone(),
+        network: match &external.toxiproxy {
+            Some(addr) => Network::Toxiproxy(addr.clone()),
+            None => Network::None,
+        },
+        services: Services::External {
+            provider: urls.get(&ServiceName::Provider).cloned(),
+            kafka: external.kafka.clone(),
+        },
+        run_tag: Some(format!("{}-{flow_name}", run_tag())),
+    }
 }
 
 /// The system under test, however it runs.
