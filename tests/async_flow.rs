@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
-use gauntlet::stack::{Kafka, Stack, StackOptions};
-use gauntlet::timeline::{FaultAction, FaultStep, Network, Services, Target, Timeline};
+mod common;
+
+use common::Harness;
+use gauntlet::stack::{Kafka, StackOptions};
+use gauntlet::timeline::{FaultAction, FaultStep, Network, Timeline};
 use gauntlet_events::inspect::read_topic;
 use gauntlet_events::{DeadLetter, EventProducer};
 use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
@@ -13,14 +16,26 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 struct T {
-    stack: Stack,
-    http: reqwest::Client,
+    h: Harness,
     kafka: String,
+}
+
+impl std::ops::Deref for T {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
+impl std::ops::DerefMut for T {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.h
+    }
 }
 
 impl T {
     async fn start() -> Self {
-        let stack = Stack::start(StackOptions {
+        let h = Harness::start(StackOptions {
             system: SystemOptions {
                 config: SystemConfig::default(),
                 ..SystemOptions::default()
@@ -28,53 +43,13 @@ impl T {
             kafka: Kafka::Embedded,
             ..StackOptions::default()
         })
-        .await
-        .expect("stack starts");
-        let kafka = stack.kafka().await.expect("a broker");
-        Self {
-            stack,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            kafka,
-        }
-    }
-
-    async fn url(&self, s: ServiceName, path: &str) -> String {
-        format!("{}{path}", self.stack.system.lock().await.url(s))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.stack.gateway_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, url: String) -> Value {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        .await;
+        let kafka = h.stack.kafka().await.expect("a broker");
+        Self { h, kafka }
     }
 
     async fn seed(&self, stock: i64) -> (i64, i64) {
-        let (_, u) = self
-            .post("/api/users", json!({"name": "A", "email": "a@example.com"}))
-            .await;
-        let (_, p) = self
-            .post(
-                "/api/products",
-                json!({"name": "W", "price_cents": 250, "stock": stock}),
-            )
-            .await;
-        (u["id"].as_i64().unwrap(), p["id"].as_i64().unwrap())
+        self.h.seed(250, stock).await
     }
 
     /// Places an async order: accepted at once, PENDING.
@@ -452,11 +427,7 @@ async fn the_timeline_pauses_a_consumer_group_and_poisons_a_topic() {
             },
         },
     ];
-    let target = Target {
-        network: Network::Embedded(t.stack.chaos.clone()),
-        services: Services::Embedded(t.stack.system.clone()),
-        http: t.http.clone(),
-    };
+    let target = t.target(Network::Embedded(t.stack.chaos.clone()));
     let mut timeline = Timeline::new(steps, target);
     timeline.run(&CancellationToken::new()).await;
     assert!(

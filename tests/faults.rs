@@ -4,24 +4,35 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gauntlet::stack::{Stack, StackOptions};
-use gauntlet::timeline::{
-    FaultAction, FaultStep, Network, Phase, Services, Target, Timeline, ToxicStep,
-};
+mod common;
+
+use common::Harness;
+use gauntlet::stack::StackOptions;
+use gauntlet::timeline::{FaultAction, FaultStep, Network, Phase, Timeline, ToxicStep};
 use gauntlet_chaos::{Latency, ToxicKind};
 use gauntlet_resilience::{BreakerConfig, ResilienceConfig, RetryConfig};
 use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-struct T {
-    stack: Stack,
-    http: reqwest::Client,
+struct T(Harness);
+
+impl std::ops::Deref for T {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for T {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.0
+    }
 }
 
 impl T {
     async fn start(config: SystemConfig) -> Self {
-        let stack = Stack::start(StackOptions {
+        T(Harness::start(StackOptions {
             system: SystemOptions {
                 config,
                 ..SystemOptions::default()
@@ -29,55 +40,11 @@ impl T {
             api_listen: Some("127.0.0.1:0".parse().unwrap()),
             ..StackOptions::default()
         })
-        .await
-        .expect("stack starts");
-        Self {
-            stack,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
-    }
-
-    fn target(&self, network: Network) -> Target {
-        Target {
-            network,
-            services: Services::Embedded(self.stack.system.clone()),
-            http: self.http.clone(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.stack.gateway_url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, url: String) -> Value {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        .await)
     }
 
     async fn seed(&self) -> (i64, i64) {
-        let (_, u) = self
-            .post("/api/users", json!({"name": "A", "email": "a@example.com"}))
-            .await;
-        let (_, p) = self
-            .post(
-                "/api/products",
-                json!({"name": "W", "price_cents": 100, "stock": 1000}),
-            )
-            .await;
-        (u["id"].as_i64().unwrap(), p["id"].as_i64().unwrap())
+        self.0.seed(100, 1000).await
     }
 
     /// Places an order: 201 settled, or 202 still compensating.

@@ -54,23 +54,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut scenarios: Vec<(PathBuf, Scenario)> = Vec::new();
     let mut bad = false;
     for file in &args.files {
-        match gauntlet_reports::load_scenario(file) {
-            Ok(s) => {
-                let problems = run::plan::preflight(&s);
-                if problems.is_empty() {
-                    scenarios.push((file.clone(), s));
-                } else {
-                    bad = true;
-                    eprintln!("{} problem(s) in the scenario:", problems.len());
-                    for p in problems {
-                        eprintln!("{}: {p}", file.display());
-                    }
-                }
-            }
-            Err(e) => {
-                bad = true;
-                eprintln!("{e}");
-            }
+        match super::validate::check(file) {
+            Some(s) => scenarios.push((file.clone(), s)),
+            None => bad = true,
         }
     }
     if bad {

@@ -1,7 +1,9 @@
 //! `gauntlet validate <file>...`: checks scenario files without running
 //! anything, listing every problem of every file as `file:line:column`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use gauntlet_reports::Scenario;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -13,27 +15,34 @@ pub struct ValidateArgs {
     files: Vec<PathBuf>,
 }
 
+/// Reads and checks one scenario file, printing every problem it has (as
+/// `file:line:column` where the file says) to standard error.
+pub fn check(file: &Path) -> Option<Scenario> {
+    let scenario = match gauntlet_reports::load_scenario(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return None;
+        }
+    };
+    let problems = gauntlet::run::plan::preflight(&scenario);
+    if problems.is_empty() {
+        return Some(scenario);
+    }
+    eprintln!("{} problem(s) in the scenario:", problems.len());
+    for p in problems {
+        eprintln!("{}: {p}", file.display());
+    }
+    None
+}
+
 /// Exit 0 when every file is a valid scenario, 2 otherwise.
 pub fn run(args: ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for file in &args.files {
-        match gauntlet_reports::load_scenario(file) {
-            Ok(s) => {
-                let problems = gauntlet::run::plan::preflight(&s);
-                if problems.is_empty() {
-                    println!("{}: ok ({})", file.display(), s.name);
-                } else {
-                    bad += 1;
-                    eprintln!("{} problem(s) in the scenario:", problems.len());
-                    for p in problems {
-                        eprintln!("{}: {p}", file.display());
-                    }
-                }
-            }
-            Err(e) => {
-                bad += 1;
-                eprintln!("{e}");
-            }
+        match check(file) {
+            Some(s) => println!("{}: ok ({})", file.display(), s.name),
+            None => bad += 1,
         }
     }
     if bad > 0 {

@@ -255,16 +255,55 @@ impl BreakerLog {
     }
 }
 
+/// How far one consumer group is through one topic.
+#[derive(Debug, Clone)]
+pub struct GroupProgress {
+    pub topic: &'static str,
+    pub group: &'static str,
+    /// Messages in the topic.
+    pub produced: u64,
+    /// The group's committed offsets, summed: messages it is done with
+    /// (handled or dead-lettered).
+    pub committed: u64,
+}
+
+/// Every (topic, group) pair's progress, read from the broker: cheap
+/// enough to poll (no topic is read through).
+pub async fn event_progress(bootstrap: &str) -> Result<Vec<GroupProgress>, String> {
+    use gauntlet_events::inspect;
+    let mut out = Vec::new();
+    for (service, topics) in SUBSCRIPTIONS {
+        let group = service.as_str();
+        for topic in topics.iter().copied() {
+            let produced = inspect::topic_size(bootstrap, topic)
+                .await
+                .map_err(|e| format!("sizing {topic}: {e}"))?;
+            let committed: i64 = inspect::committed_offsets(bootstrap, group, topic)
+                .await
+                .map_err(|e| format!("committed offsets of {group} on {topic}: {e}"))?
+                .iter()
+                .filter_map(|(_, o)| *o)
+                .sum();
+            out.push(GroupProgress {
+                topic,
+                group,
+                produced: produced.max(0) as u64,
+                committed: committed.max(0) as u64,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Every (topic, group) account of the event path, read from the broker:
 /// produced = messages in the topic; dead-lettered = messages in
 /// `<topic>.dlq` the group put there; consumed = the group's committed
 /// offsets (everything it finished with) less what it dead-lettered.
 pub async fn event_accounts(bootstrap: &str) -> Result<Vec<TopicEvents>, String> {
-    use gauntlet_events::inspect;
     let mut dead: BTreeMap<(String, String), u64> = BTreeMap::new();
     for topic in gauntlet_system::events::TOPICS {
         let dlq = gauntlet_events::dlq_topic(topic);
-        let letters = inspect::read_topic(bootstrap, &dlq, READ_TOPIC_TIMEOUT)
+        let letters = gauntlet_events::inspect::read_topic(bootstrap, &dlq, READ_TOPIC_TIMEOUT)
             .await
             .map_err(|e| format!("reading {dlq}: {e}"))?;
         for d in letters {
@@ -275,34 +314,23 @@ pub async fn event_accounts(bootstrap: &str) -> Result<Vec<TopicEvents>, String>
             *dead.entry((original, group)).or_default() += 1;
         }
     }
-    let mut out = Vec::new();
-    for (service, topics) in SUBSCRIPTIONS {
-        let group = service.as_str();
-        for topic in topics.iter().copied() {
-            let produced = inspect::topic_size(bootstrap, topic)
-                .await
-                .map_err(|e| format!("sizing {topic}: {e}"))?
-                .max(0) as u64;
-            let committed: i64 = inspect::committed_offsets(bootstrap, group, topic)
-                .await
-                .map_err(|e| format!("committed offsets of {group} on {topic}: {e}"))?
-                .iter()
-                .filter_map(|(_, o)| *o)
-                .sum();
+    Ok(event_progress(bootstrap)
+        .await?
+        .into_iter()
+        .map(|p| {
             let dead_lettered = dead
-                .get(&(topic.to_string(), group.to_string()))
+                .get(&(p.topic.to_string(), p.group.to_string()))
                 .copied()
                 .unwrap_or(0);
-            out.push(TopicEvents {
-                topic: topic.to_string(),
-                group: Some(group.to_string()),
-                produced,
-                consumed: (committed.max(0) as u64).saturating_sub(dead_lettered),
+            TopicEvents {
+                topic: p.topic.to_string(),
+                group: Some(p.group.to_string()),
+                produced: p.produced,
+                consumed: p.committed.saturating_sub(dead_lettered),
                 dead_lettered,
-            });
-        }
-    }
-    Ok(out)
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -167,9 +167,8 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
 
         // Errors in the measured load.
         for op in &leg.history.ops {
-            let measured = op
-                .intended_us
-                .is_some_and(|i| i >= leg.load.measured_from_us && op.journey.is_some());
+            let measured = op.journey.is_some()
+                && op.intended_us.is_some_and(|i| i >= leg.load.measured_from_us);
             if !measured || op.outcome == Outcome::Ok {
                 continue;
             }

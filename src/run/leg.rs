@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::collect::{event_accounts, BreakerLog, Probe, CALLERS};
+use super::collect::{event_accounts, event_progress, BreakerLog, Probe, CALLERS};
 use super::plan;
 use super::progress::ProgressLine;
 use crate::stack::{Kafka, Stack, StackOptions, KAFKA_LINK};
@@ -284,13 +284,15 @@ async fn drive(
     let services = sut.probe.clone();
     // The sync flow does not use the event path, even where there is one.
     let bootstrap = sut.bootstrap.clone().filter(|_| uses_events);
-    // What the topics held before this run (nothing, on a fresh system):
-    // the run's own dead letters are the difference.
+    // What the topics held before this run, on a system that keeps its
+    // state (a fresh one holds nothing): the run's own dead letters are
+    // the difference.
+    let attached = matches!(sut.services, Services::External { .. });
     let events_before = match bootstrap.as_deref() {
-        Some(b) => event_accounts(b)
+        Some(b) if attached => event_accounts(b)
             .await
             .map_err(|e| LegError::Start(format!("reading the event path: {e}")))?,
-        None => Vec::new(),
+        _ => Vec::new(),
     };
 
     // Breakers and lag, sampled until the system is read back.
@@ -506,16 +508,35 @@ fn delta(after: &[TopicEvents], before: &[TopicEvents]) -> Vec<TopicEvents> {
         .collect()
 }
 
-/// The load generator's history in the reports' shape (the same JSON),
-/// each operation tagged with the flow it ran in.
+/// The load generator's history in the reports' shape, each operation
+/// tagged with the flow it ran in.
 fn to_history(ops: &[loadgen::Operation], flow: &str) -> History {
+    use gauntlet_reports::history::{OpKind, Outcome};
     let ops = ops
         .iter()
-        .filter_map(|op| {
-            let json = serde_json::to_value(op).ok()?;
-            let mut op: Operation = serde_json::from_value(json).ok()?;
-            op.flow = Some(flow.to_string());
-            Some(op)
+        .map(|op| Operation {
+            id: op.id,
+            journey: op.journey,
+            kind: match op.kind {
+                loadgen::OpKind::CreateUser => OpKind::CreateUser,
+                loadgen::OpKind::ListProducts => OpKind::ListProducts,
+                loadgen::OpKind::PlaceOrder => OpKind::PlaceOrder,
+                loadgen::OpKind::GetOrder => OpKind::GetOrder,
+            },
+            intended_us: Some(op.intended_us),
+            invoke_us: op.invoke_us,
+            complete_us: Some(op.complete_us),
+            outcome: match op.outcome {
+                loadgen::Outcome::Ok => Outcome::Ok,
+                loadgen::Outcome::Fail => Outcome::Fail,
+                loadgen::Outcome::Unknown => Outcome::Unknown,
+            },
+            status: op.status,
+            order_id: op.order_id,
+            idempotency_key: op.idempotency_key.as_deref().map(str::to_string),
+            flow: Some(flow.to_string()),
+            order_status: None,
+            detail: op.detail.as_deref().map(str::to_string),
         })
         .collect();
     History::new(ops)
@@ -655,19 +676,14 @@ async fn unsettled(services: &Probe, bootstrap: Option<&str>) -> Option<String> 
             Err(e) => return Some(format!("{s} unreadable: {e}")),
         }
     }
-    match event_accounts(bootstrap).await {
-        Ok(accounts) => accounts
-            .iter()
-            .find(|a| a.consumed + a.dead_lettered < a.produced)
-            .map(|a| {
-                format!(
-                    "consumer group {} has handled {} of {} events on {}",
-                    a.group.as_deref().unwrap_or("?"),
-                    a.consumed + a.dead_lettered,
-                    a.produced,
-                    a.topic
-                )
-            }),
-        Err(e) => Some(format!("event accounting: {e}")),
+    // Committed through the end: every event handled or dead-lettered.
+    match event_progress(bootstrap).await {
+        Ok(progress) => progress.iter().find(|p| p.committed < p.produced).map(|p| {
+            format!(
+                "consumer group {} is done with {} of {} events on {}",
+                p.group, p.committed, p.produced, p.topic
+            )
+        }),
+        Err(e) => Some(format!("event progress: {e}")),
     }
 }
