@@ -1,0 +1,15 @@
+//! The reference system's integration tests, built as one test binary,
+//! `it`. Each file directly under `tests/` would be a binary of its own,
+//! and every one links the whole dependency tree: that link time was most
+//! of a cold build. Its modules, one per former binary, and their helpers:
+//!
+//! - `breaker`: the circuit breaker as every service uses it, through
+//!   `ServiceClient`.
+//! - `sync_saga`: the synchronous order flow, end to end on loopback.
+//! - `common`: start the whole system on loopback, and talk to it.
+//!
+//! Run one module with `cargo test --test it <module>::`.
+
+mod breaker;
+mod common;
+mod sync_saga;

@@ -1,0 +1,22 @@
+//! The harness's integration tests, built as one test binary, `it`. Each
+//! file directly under `tests/` would be a binary of its own, and every one
+//! links the whole dependency tree: that link time was most of a cold
+//! build. Its modules, one per former binary, and their helpers:
+//!
+//! - `async_flow`: the asynchronous order flow on the embedded broker,
+//!   through the stack `serve` starts.
+//! - `cli`: the command line's contract for bad input; every shipped
+//!   scenario is valid.
+//! - `external`: `run` attached to a system running elsewhere, twice on the
+//!   same system.
+//! - `faults`: faults on the running system, applied by the timeline.
+//! - `common`: the stack every test starts, and the calls they all make on
+//!   it.
+//!
+//! Run one module with `cargo test --test it <module>::`.
+
+mod async_flow;
+mod cli;
+mod common;
+mod external;
+mod faults;
