@@ -8,6 +8,9 @@
 //! - `cmd/proxy.rs`: `gauntlet proxy`, the fault proxy on its own
 //! - `cmd/run.rs`: `gauntlet run`, scenarios from start to verdict
 //! - `cmd/validate.rs`: `gauntlet validate`, scenario files checked
+//! - `cmd/report.rs`: `gauntlet report`, report.html drawn from report.json
+//! - `cmd/compare.rs`: `gauntlet compare`, two runs, noise-aware verdicts
+//! - `cmd/list.rs`: `gauntlet list`, the scenarios in a folder
 
 mod cmd;
 
@@ -25,10 +28,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run scenario files: load and faults against the system, then
-    /// invariants and gates; writes report.json and junit.xml.
+    /// invariants and gates; writes report.json, junit.xml and report.html.
     Run(cmd::run::RunArgs),
     /// Check scenario files without running them.
     Validate(cmd::validate::ValidateArgs),
+    /// Draw report.html again from a run's report.json.
+    Report(cmd::report::ReportArgs),
+    /// Compare two runs of one scenario: regressed, improved, unchanged.
+    Compare(cmd::compare::CompareArgs),
+    /// List the scenarios in a folder.
+    List(cmd::list::ListArgs),
     /// Run the reference system (every service, or one with --service).
     Serve(cmd::serve::ServeArgs),
     /// Run the Toxiproxy-compatible fault proxy on its own.
@@ -44,9 +53,22 @@ const RUN_LOG: &str = "error,gauntlet=warn";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Validate(args) = cli.command {
-        return cmd::validate::run(args);
-    }
+    // The commands that only read files need no runtime or logging.
+    let cli = match cli.command {
+        Command::Validate(args) => return cmd::validate::run(args),
+        Command::Report(args) => return cmd::report::run(args),
+        Command::List(args) => return cmd::list::run(args),
+        Command::Compare(args) => {
+            return match cmd::compare::run(args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        command => Cli { command },
+    };
     let default_log = match cli.command {
         Command::Run(_) => RUN_LOG,
         _ => DEFAULT_LOG,
@@ -71,7 +93,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => cmd::run::run(args).await,
-            Command::Validate(_) => unreachable!("handled before the runtime starts"),
+            Command::Validate(_) | Command::Report(_) | Command::List(_) | Command::Compare(_) => {
+                unreachable!("handled before the runtime starts")
+            }
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Proxy(args) => cmd::proxy::run(args).await,
         }

@@ -1,7 +1,8 @@
 //! `junit.xml`: one test case per gate and per invariant, so any CI that
 //! reads JUnit shows which held and which did not, with why.
 //!
-//! Two suites, `gates` and `invariants`; a failure carries the detail as
+//! Two suites, `gates` and `invariants` (and `baseline`, one case per
+//! compared figure, when the run was compared with one); a failure carries the detail as
 //! its message and body; a skipped invariant is `<skipped>`. A partial run
 //! adds a failing `run completed` case. Built as plain text with every
 //! attribute and text escaped, and characters XML 1.0 cannot carry replaced.
@@ -68,7 +69,32 @@ pub fn junit_xml(report: &Report) -> String {
             out: String::new(),
         });
     }
-    let suites = [("gates", gates), ("invariants", invariants)];
+    let mut suites = vec![("gates", gates), ("invariants", invariants)];
+    if let Some(c) = &report.baseline {
+        let rows = c
+            .rows
+            .iter()
+            .map(|r| {
+                let name = match &r.flow {
+                    Some(f) if *f != r.target => format!("{} {}({})", f, r.metric, r.target),
+                    _ => format!("{}({})", r.metric, r.target),
+                };
+                let detail = format!(
+                    "{name}: {} → {} ({:?}) against the baseline {}",
+                    r.base, r.new, r.verdict, c.base.source
+                );
+                Case {
+                    name,
+                    time_s: 0.0,
+                    failure: (r.verdict == crate::compare::Verdict::Regressed)
+                        .then(|| detail.clone()),
+                    skipped: None,
+                    out: detail,
+                }
+            })
+            .collect();
+        suites.push(("baseline", rows));
+    }
     let (tests, failures, skipped) =
         suites
             .iter()
@@ -112,10 +138,10 @@ pub fn junit_xml(report: &Report) -> String {
                     x,
                     "      <failure message=\"{}\" type=\"{}\">{}</failure>",
                     escape(msg),
-                    if *suite == "gates" {
-                        "gate"
-                    } else {
-                        "invariant"
+                    match *suite {
+                        "gates" => "gate",
+                        "baseline" => "regression",
+                        _ => "invariant",
                     },
                     escape(msg)
                 );

@@ -67,8 +67,10 @@
 //! );
 //! ```
 
+pub mod compare;
 pub mod gates;
 pub mod history;
+pub mod html;
 pub mod invariants;
 pub mod junit;
 pub mod machine;

@@ -10,6 +10,7 @@ use crate::gates::GateResult;
 use crate::invariants::InvariantResult;
 use crate::machine::Machine;
 use crate::metrics::{Counts, Latency, Metrics, SagaOutcomes};
+use crate::state::TopicEvents;
 
 /// The file name of the JSON report in a run directory.
 pub const REPORT_JSON: &str = "report.json";
@@ -52,6 +53,10 @@ pub struct Report {
     /// The scenario's name.
     pub scenario: String,
     pub description: String,
+    /// The scenario file as given on the command line, and its text, so a
+    /// report says exactly what ran.
+    pub scenario_file: String,
+    pub scenario_source: String,
     pub seed: u64,
     /// When the measured load started, Unix milliseconds.
     pub started_unix_ms: i64,
@@ -63,20 +68,23 @@ pub struct Report {
     pub flows: BTreeMap<String, FlowReport>,
     /// Errors by endpoint and kind.
     pub errors: Vec<ErrorCount>,
-    /// Every circuit-breaker transition, in time order.
+    /// Every circuit-breaker transition, in time order within each flow.
     pub breakers: Vec<BreakerTransition>,
     pub saga: Option<SagaOutcomes>,
     /// Dead-lettering per topic (async runs).
     pub dlq: Vec<DlqCount>,
     /// Consumer lag over time (async runs).
     pub lag: Vec<LagSample>,
-    /// The fault timeline's records (applied / undone, with times), as the
-    /// timeline wrote them.
-    pub faults: Vec<serde_json::Value>,
+    /// The fault timeline's records (applied / undone, with times), and
+    /// the steps a flow left out.
+    pub faults: Vec<FaultEvent>,
     pub invariants: Vec<InvariantResult>,
     pub gates: Vec<GateResult>,
     /// The figures the gates read.
     pub metrics: Metrics,
+    /// The comparison with a baseline run, when `run --baseline` gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::compare::Comparison>,
     /// True when the run stopped early (interrupted, or the system never
     /// quiesced): its figures are incomplete.
     pub partial: bool,
@@ -86,11 +94,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// Every gate and invariant held, and the run was not cut short.
+    /// Every gate and invariant held, the run was not cut short, and
+    /// nothing regressed against the baseline (when there was one).
     pub fn verdict(&self) -> bool {
         !self.partial
             && self.gates.iter().all(|g| g.passed)
             && self.invariants.iter().all(|i| i.passed)
+            && !self.baseline.as_ref().is_some_and(|c| c.regressed)
     }
 }
 
@@ -110,8 +120,50 @@ pub struct FlowReport {
     /// what a client waits for the outcome in either flow (the sync client
     /// inside its request, the async one by polling or being told).
     pub settle: Latency,
+    /// The settle time's percentile curve (milliseconds), as
+    /// [`Distribution`] describes.
+    pub settle_distribution: Vec<PercentilePoint>,
+    /// How this flow's sagas ended.
+    pub saga: Option<SagaOutcomes>,
     /// Consecutive time windows, for the over-time charts.
     pub windows: Vec<Window>,
+    /// Retried attempts per link, per sampling interval (async and sync).
+    pub retries: Vec<RetrySample>,
+    /// Events outstanding in each service's outbox over time (async).
+    pub outbox: Vec<OutboxSample>,
+    /// Per topic and consumer group: produced, consumed and dead-lettered
+    /// in this flow's run (async).
+    pub events: Vec<TopicEvents>,
+}
+
+/// One point of a latency percentile curve: `percentile` (0–100) of the
+/// operations took at most `ms`. The points are HdrHistogram's
+/// `iter_quantiles` steps, so they crowd towards the tail, where a log
+/// "1 / (1 − q)" axis spreads them out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    pub percentile: f64,
+    pub ms: f64,
+}
+
+/// Retries on one link within one sampling interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrySample {
+    /// Milliseconds since the measured load started (the interval's end).
+    pub at_ms: u64,
+    pub link: String,
+    /// Retried attempts since the previous sample.
+    pub retries: u64,
+}
+
+/// One service's outbox backlog at one time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxSample {
+    /// Milliseconds since the measured load started.
+    pub at_ms: u64,
+    pub service: String,
+    /// Events written but not yet published.
+    pub backlog: u64,
 }
 
 /// One endpoint's figures within a flow.
@@ -120,6 +172,8 @@ pub struct FlowReport {
 pub struct EndpointReport {
     pub requests: Counts,
     pub latency: Latency,
+    /// The percentile curve of the latency (milliseconds).
+    pub distribution: Vec<PercentilePoint>,
 }
 
 /// One time window of a flow.
@@ -132,6 +186,24 @@ pub struct Window {
     pub requests: Counts,
     /// Operations acknowledged per second within the window.
     pub throughput: f64,
+    pub latency: Latency,
+    /// Failed and unknown operations by kind: an HTTP status (`"503"`),
+    /// `"unknown (no answer)"` or `"no connection"`.
+    pub errors: BTreeMap<String, u64>,
+    /// Per endpoint, the same figures (for per-endpoint noise estimates).
+    pub endpoints: BTreeMap<String, EndpointWindow>,
+    /// Orders placed in this window, by how their saga ended (from the
+    /// orders' final state).
+    pub saga: SagaOutcomes,
+    /// Written → terminal for the orders placed in this window.
+    pub settle: Latency,
+}
+
+/// One endpoint within one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointWindow {
+    pub requests: Counts,
     pub latency: Latency,
 }
 
@@ -149,6 +221,9 @@ pub struct ErrorCount {
 /// A breaker changing state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerTransition {
+    /// The flow whose run it happened in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
     pub link: String,
     /// `CLOSED`, `OPEN` or `HALF_OPEN`.
     pub from: String,
@@ -174,11 +249,88 @@ pub struct DlqCount {
 /// A consumer group's lag at one time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LagSample {
+    /// The flow whose run it was sampled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
     /// Milliseconds since the measured load started.
     pub at_ms: u64,
     pub group: String,
     /// Messages behind.
     pub lag: u64,
+}
+
+/// Whether a fault step was put in force or taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultPhase {
+    Applied,
+    Undone,
+}
+
+/// One thing the fault timeline did (or a step a flow left out).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultEvent {
+    /// The flow whose run it happened in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// The step's index in the scenario's `[[faults]]`.
+    pub step: usize,
+    /// `None` for a step the flow left out (see `skipped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<FaultPhase>,
+    /// Milliseconds since the measured load started.
+    pub at_ms: u64,
+    pub unix_ms: i64,
+    /// What was done, for people (`orders->payments down`).
+    pub action: String,
+    /// Why applying or undoing it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the flow left the step out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A span of time a fault was in force, for shading charts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultWindow {
+    pub flow: Option<String>,
+    pub step: usize,
+    pub action: String,
+    pub from_ms: u64,
+    /// `None`: never undone within the records (in force to the end).
+    pub to_ms: Option<u64>,
+}
+
+impl Report {
+    /// The windows each fault step was in force, per flow, in the order
+    /// they were applied.
+    pub fn fault_windows(&self) -> Vec<FaultWindow> {
+        let mut out: Vec<FaultWindow> = Vec::new();
+        for f in &self.faults {
+            match f.phase {
+                Some(FaultPhase::Applied) if f.error.is_none() => out.push(FaultWindow {
+                    flow: f.flow.clone(),
+                    step: f.step,
+                    action: f.action.clone(),
+                    from_ms: f.at_ms,
+                    to_ms: None,
+                }),
+                Some(FaultPhase::Undone) => {
+                    if let Some(w) = out
+                        .iter_mut()
+                        .rev()
+                        .find(|w| w.flow == f.flow && w.step == f.step && w.to_ms.is_none())
+                    {
+                        w.to_ms = Some(f.at_ms.max(w.from_ms));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 /// Writes `report.json` into `dir` (created if needed); returns its path.
@@ -197,9 +349,16 @@ pub fn write_json(dir: impl AsRef<Path>, report: &Report) -> Result<PathBuf, Rep
     Ok(path)
 }
 
-/// Reads a `report.json` back (for `compare`).
+/// Reads a `report.json` back (for `report` and `compare`). `path` may
+/// be the file or the run directory holding it.
 pub fn read_json(path: impl AsRef<Path>) -> Result<Report, ReportError> {
-    let path = path.as_ref();
+    let given = path.as_ref();
+    let path = if given.is_dir() {
+        given.join(REPORT_JSON)
+    } else {
+        given.to_path_buf()
+    };
+    let path = path.as_path();
     let bytes = std::fs::read(path).map_err(|source| ReportError::Read {
         path: path.to_path_buf(),
         source,
@@ -208,6 +367,18 @@ pub fn read_json(path: impl AsRef<Path>) -> Result<Report, ReportError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The run directory a report path names: a directory is its own, a file
+/// is in its parent (`.` for a bare file name).
+pub fn run_dir_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        return path.to_path_buf();
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees
@@ -220,4 +391,58 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportEr
     };
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(flow: &str, step: usize, phase: FaultPhase, at_ms: u64) -> FaultEvent {
+        FaultEvent {
+            flow: Some(flow.into()),
+            step,
+            phase: Some(phase),
+            at_ms,
+            action: format!("step {step}"),
+            ..FaultEvent::default()
+        }
+    }
+
+    #[test]
+    fn fault_windows_pair_applied_with_undone_per_flow_and_step() {
+        let report = Report {
+            faults: vec![
+                event("sync", 0, FaultPhase::Applied, 1000),
+                event("sync", 1, FaultPhase::Applied, 1500),
+                event("sync", 0, FaultPhase::Undone, 3000),
+                event("async", 0, FaultPhase::Applied, 1000),
+                FaultEvent {
+                    flow: Some("sync".into()),
+                    step: 2,
+                    skipped: Some("no event path".into()),
+                    ..FaultEvent::default()
+                },
+            ],
+            ..Report::default()
+        };
+        let w = report.fault_windows();
+        assert_eq!(w.len(), 3);
+        assert_eq!((w[0].step, w[0].from_ms, w[0].to_ms), (0, 1000, Some(3000)));
+        assert_eq!((w[1].step, w[1].to_ms), (1, None));
+        assert_eq!(w[2].flow.as_deref(), Some("async"));
+        assert_eq!(w[2].to_ms, None);
+    }
+
+    #[test]
+    fn a_run_directory_reads_as_its_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = Report {
+            scenario: "x".into(),
+            ..Report::default()
+        };
+        write_json(dir.path(), &report).unwrap();
+        assert_eq!(read_json(dir.path()).unwrap().scenario, "x");
+        let err = read_json(dir.path().join("nope")).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
 }

@@ -70,6 +70,25 @@ pub struct Scenario {
     /// Rules that must hold, e.g. `"p99(POST /api/orders) < 300ms"`.
     #[serde(default)]
     pub gates: Vec<Gate>,
+    /// The file it was read from and its text, for the report (not a key
+    /// of the file).
+    #[serde(skip)]
+    pub source: Option<ScenarioSource>,
+}
+
+/// Where a scenario came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScenarioSource {
+    /// The path as given.
+    pub file: String,
+    pub text: String,
+}
+
+impl Scenario {
+    /// True when a gate compares with a baseline run (`< baseline * 1.2`).
+    pub fn needs_baseline(&self) -> bool {
+        self.gates.iter().any(|g| g.baseline.is_some())
+    }
 }
 
 /// Which order flow(s) the load uses.

@@ -13,6 +13,10 @@ pub struct ValidateArgs {
     /// Scenario files (TOML).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// The baseline run the scenarios' baseline gates would read (as
+    /// `run --baseline`); a scenario with such gates is rejected without.
+    #[arg(long, value_name = "RUN")]
+    baseline: Option<PathBuf>,
 }
 
 /// Reads and checks one scenario file, printing every problem it has (as
@@ -40,10 +44,17 @@ pub fn check(file: &Path) -> Option<Scenario> {
 pub fn run(args: ValidateArgs) -> ExitCode {
     let mut bad = 0;
     for file in &args.files {
-        match check(file) {
-            Some(s) => println!("{}: ok ({})", file.display(), s.name),
-            None => bad += 1,
+        let Some(s) = check(file) else {
+            bad += 1;
+            continue;
+        };
+        let one = [(file.clone(), s)];
+        let options = gauntlet_reports::compare::CompareOptions::default();
+        if super::run::baselines_for(&one, args.baseline.as_deref(), &options).is_none() {
+            bad += 1;
+            continue;
         }
+        println!("{}: ok ({})", file.display(), one[0].1.name);
     }
     if bad > 0 {
         eprintln!("{bad} of {} scenario file(s) rejected", args.files.len());

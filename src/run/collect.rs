@@ -225,6 +225,7 @@ impl BreakerLog {
             .transitions
             .iter()
             .map(|(link, at, from, to)| BreakerTransition {
+                flow: None,
                 link: link.clone(),
                 from: from.clone(),
                 to: to.clone(),

@@ -10,15 +10,17 @@
 use std::collections::BTreeMap;
 
 use gauntlet_loadgen::{self as loadgen, EndpointResult};
+use gauntlet_reports::history::Operation;
 use gauntlet_reports::history::Outcome;
 use gauntlet_reports::invariants::InvariantResult;
 use gauntlet_reports::metrics::{Counts, LagSummary, Latency, OrderCounts, SagaOutcomes, ALL};
 use gauntlet_reports::report::{
-    DlqCount, EndpointReport, ErrorCount, FlowReport, LagSample, Window,
+    DlqCount, EndpointReport, EndpointWindow, ErrorCount, FaultEvent, FaultPhase, FlowReport,
+    LagSample, PercentilePoint, Window,
 };
 use gauntlet_reports::scenario::Scenario;
-use gauntlet_reports::state::{FinalState, CANCELLED, CONFIRMED};
-use gauntlet_reports::{check_all, evaluate, Machine, Metrics, Report};
+use gauntlet_reports::state::{FinalState, Order, CANCELLED, CONFIRMED};
+use gauntlet_reports::{check_all, gates, Machine, Metrics, Report};
 use hdrhistogram::Histogram;
 
 use super::leg::Leg;
@@ -89,38 +91,103 @@ fn latency(h: &Histogram<u64>) -> Latency {
     }
 }
 
-/// How sagas ended, from the final state: a cancelled order whose saga
-/// had taken stock or money (and gave it back) was compensated; one that
-/// had taken nothing simply failed.
-pub fn saga_outcomes(state: &FinalState) -> SagaOutcomes {
-    let took_stock: std::collections::HashSet<i64> = state
-        .reservations
-        .iter()
-        .filter(|r| r.product_id != 0)
-        .map(|r| r.order_id)
-        .collect();
-    let took_money: std::collections::HashSet<i64> = state
-        .charges
-        .iter()
-        .filter(|c| c.took_money())
-        .filter_map(|c| c.order_id)
-        .collect();
-    let mut s = SagaOutcomes::default();
-    for o in &state.orders {
-        match o.status.as_str() {
-            CONFIRMED => s.completed += 1,
-            CANCELLED if took_stock.contains(&o.id) || took_money.contains(&o.id) => {
-                s.compensated += 1
-            }
-            CANCELLED => s.failed += 1,
-            _ => {}
+/// How one saga ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SagaEnd {
+    Completed,
+    Compensated,
+    Failed,
+}
+
+/// Tells how each order's saga ended, from the final state: a cancelled
+/// order whose saga had taken stock or money (and gave it back) was
+/// compensated; one that had taken nothing simply failed.
+struct SagaJudge {
+    took_stock: std::collections::HashSet<i64>,
+    took_money: std::collections::HashSet<i64>,
+}
+
+impl SagaJudge {
+    fn new(state: &FinalState) -> Self {
+        SagaJudge {
+            took_stock: state
+                .reservations
+                .iter()
+                .filter(|r| r.product_id != 0)
+                .map(|r| r.order_id)
+                .collect(),
+            took_money: state
+                .charges
+                .iter()
+                .filter(|c| c.took_money())
+                .filter_map(|c| c.order_id)
+                .collect(),
         }
+    }
+
+    /// `None` for an order that is not terminal.
+    fn judge(&self, o: &Order) -> Option<SagaEnd> {
+        match o.status.as_str() {
+            CONFIRMED => Some(SagaEnd::Completed),
+            CANCELLED if self.took_stock.contains(&o.id) || self.took_money.contains(&o.id) => {
+                Some(SagaEnd::Compensated)
+            }
+            CANCELLED => Some(SagaEnd::Failed),
+            _ => None,
+        }
+    }
+}
+
+fn tally(s: &mut SagaOutcomes, end: SagaEnd) {
+    match end {
+        SagaEnd::Completed => s.completed += 1,
+        SagaEnd::Compensated => s.compensated += 1,
+        SagaEnd::Failed => s.failed += 1,
+    }
+}
+
+/// How sagas ended, from the final state (see [`SagaJudge`]).
+pub fn saga_outcomes(state: &FinalState) -> SagaOutcomes {
+    let judge = SagaJudge::new(state);
+    let mut s = SagaOutcomes::default();
+    for end in state.orders.iter().filter_map(|o| judge.judge(o)) {
+        tally(&mut s, end);
     }
     s
 }
 
-/// The report of a run made of `legs`.
-pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
+/// A histogram's percentile curve, in milliseconds: HdrHistogram's
+/// quantile iteration (5 steps per halving of the distance to 100%), so
+/// the tail gets as many points as the body. At most a few hundred points
+/// whatever the count.
+fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_quantiles(5)
+        .map(|v| PercentilePoint {
+            percentile: v.quantile_iterated_to() * 100.0,
+            ms: v.value_iterated_to() as f64 / 1000.0,
+        })
+        .collect()
+}
+
+/// The kind of a failed or unknown operation, as reports count them.
+fn error_kind(op: &Operation) -> String {
+    match (op.outcome, op.status) {
+        (_, Some(status)) => status.to_string(),
+        (Outcome::Unknown, None) => "unknown (no answer)".to_string(),
+        _ => "no connection".to_string(),
+    }
+}
+
+/// The report of a run made of `legs`; baseline gates read `baseline`.
+pub fn report(
+    scenario: &Scenario,
+    legs: &[Leg],
+    interrupted: bool,
+    baseline: Option<&Metrics>,
+) -> Report {
     let mut accs: BTreeMap<String, Acc> = BTreeMap::new();
     let mut flows = BTreeMap::new();
     let mut errors: BTreeMap<(String, String, String), u64> = BTreeMap::new();
@@ -152,11 +219,11 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         let all = accs.entry(ALL.to_string()).or_insert_with(Acc::new);
         all.add(&leg.load.overall());
         all.secs += secs;
-        let mut flow_report = flow_report(leg, &flow_acc);
-        if let Some(state) = &leg.state {
-            flow_report.settle = settle_latency(state, leg.measured_from_unix_ms);
-        }
-        flows.insert(leg.flow.to_string(), flow_report);
+        let own = leg.state.as_ref().map(|state| own_state(leg, state));
+        flows.insert(
+            leg.flow.to_string(),
+            flow_report(leg, &flow_acc, own.as_ref()),
+        );
         metrics
             .latency
             .insert(leg.flow.into(), latency(&flow_acc.latency));
@@ -168,22 +235,28 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         // Errors in the measured load.
         for op in &leg.history.ops {
             let measured = op.journey.is_some()
-                && op.intended_us.is_some_and(|i| i >= leg.load.measured_from_us);
+                && op
+                    .intended_us
+                    .is_some_and(|i| i >= leg.load.measured_from_us);
             if !measured || op.outcome == Outcome::Ok {
                 continue;
             }
-            let error = match (op.outcome, op.status) {
-                (_, Some(status)) => status.to_string(),
-                (Outcome::Unknown, None) => "unknown (no answer)".to_string(),
-                _ => "no connection".to_string(),
-            };
+            let error = error_kind(op);
             *errors
                 .entry((leg.flow.to_string(), op.kind.endpoint().to_string(), error))
                 .or_default() += 1;
         }
 
         // Breakers.
-        breakers.extend(leg.breakers.transitions(leg.measured_from_unix_ms));
+        breakers.extend(
+            leg.breakers
+                .transitions(leg.measured_from_unix_ms)
+                .into_iter()
+                .map(|mut t| {
+                    t.flow = Some(leg.flow.to_string());
+                    t
+                }),
+        );
         for (link, n) in leg.breakers.opened() {
             *metrics.breaker_opened.entry(link).or_default() += n;
         }
@@ -200,14 +273,28 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         }
 
         for r in &leg.faults {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            if let Some(m) = v.as_object_mut() {
-                m.insert("flow".into(), leg.flow.into());
-            }
-            faults.push(v);
+            faults.push(FaultEvent {
+                flow: Some(leg.flow.to_string()),
+                step: r.step,
+                phase: Some(match r.phase {
+                    crate::timeline::Phase::Applied => FaultPhase::Applied,
+                    crate::timeline::Phase::Undone => FaultPhase::Undone,
+                }),
+                at_ms: r.at_ms,
+                unix_ms: r.unix_ms,
+                action: r.action.clone(),
+                error: r.error.clone(),
+                skipped: None,
+            });
         }
-        for s in &leg.skipped_faults {
-            faults.push(serde_json::json!({"flow": leg.flow, "skipped": s}));
+        for (step, at_ms, why) in &leg.skipped_faults {
+            faults.push(FaultEvent {
+                flow: Some(leg.flow.to_string()),
+                step: *step,
+                at_ms: *at_ms,
+                skipped: Some(why.clone()),
+                ..FaultEvent::default()
+            });
         }
 
         // Invariants, on this leg's own history and state.
@@ -216,23 +303,7 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         }
         match &leg.state {
             Some(state) => {
-                // Counts are of this flow's own orders: on a system running
-                // elsewhere the state also holds earlier runs' (and, with
-                // `both`, the other flow's).
-                let since = leg
-                    .load
-                    .started_at
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let own = FinalState {
-                    orders: state
-                        .orders
-                        .iter()
-                        .filter(|o| o.created_at.is_none_or(|c| c >= since))
-                        .cloned()
-                        .collect(),
-                    ..state.clone()
-                };
+                let own = own_state(leg, state);
                 let o = OrderCounts::from_run(&leg.history, &own);
                 orders.placed += o.placed;
                 orders.acknowledged += o.acknowledged;
@@ -275,7 +346,7 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         metrics.lag = Some(lag_summary);
     }
     metrics.invariants = Some(violations);
-    let gates = evaluate(&scenario.gates, &metrics);
+    let gates = gates::evaluate_against(&scenario.gates, &metrics, baseline);
 
     let mut dlq: BTreeMap<String, DlqCount> = BTreeMap::new();
     for e in &events {
@@ -298,9 +369,12 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         })
         .collect();
 
+    let source = scenario.source.clone().unwrap_or_default();
     let mut report = Report {
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
+        scenario_file: source.file,
+        scenario_source: source.text,
         seed: scenario.seed,
         started_unix_ms: legs.first().map_or(0, |l| l.measured_from_unix_ms),
         duration_ms,
@@ -325,13 +399,34 @@ pub fn report(scenario: &Scenario, legs: &[Leg], interrupted: bool) -> Report {
         metrics,
         partial,
         passed: false,
+        baseline: None,
     };
     report.passed = report.verdict();
     report
 }
 
-/// Written → terminal, for the orders written from `from_unix_ms` on.
-fn settle_latency(state: &FinalState, from_unix_ms: i64) -> Latency {
+/// This flow's own orders: on a system running elsewhere the state also
+/// holds earlier runs' (and, with `both`, the other flow's).
+fn own_state(leg: &Leg, state: &FinalState) -> FinalState {
+    let since = leg
+        .load
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    FinalState {
+        orders: state
+            .orders
+            .iter()
+            .filter(|o| o.created_at.is_none_or(|c| c >= since))
+            .cloned()
+            .collect(),
+        ..state.clone()
+    }
+}
+
+/// Written → terminal, for the orders written from `from_unix_ms` on, as
+/// a histogram of microseconds.
+fn settle_histogram(state: &FinalState, from_unix_ms: i64) -> Histogram<u64> {
     let mut h: Histogram<u64> = Histogram::new(3).unwrap_or_else(|_| unreachable!());
     for o in &state.orders {
         if let (Some(c), Some(s)) = (o.created_at, o.settled_at) {
@@ -341,10 +436,11 @@ fn settle_latency(state: &FinalState, from_unix_ms: i64) -> Latency {
             }
         }
     }
-    latency(&h)
+    h
 }
 
-fn flow_report(leg: &Leg, acc: &Acc) -> FlowReport {
+/// The flow's report; `own` is its own orders' final state, when read.
+fn flow_report(leg: &Leg, acc: &Acc, own: Option<&FinalState>) -> FlowReport {
     let endpoints = leg
         .load
         .endpoints
@@ -355,11 +451,12 @@ fn flow_report(leg: &Leg, acc: &Acc) -> FlowReport {
                 EndpointReport {
                     requests: counts(&e.counts),
                     latency: latency(&e.latency),
+                    distribution: distribution(&e.latency),
                 },
             )
         })
         .collect();
-    let windows = leg
+    let mut windows: Vec<Window> = leg
         .load
         .windows
         .iter()
@@ -376,15 +473,80 @@ fn flow_report(leg: &Leg, acc: &Acc) -> FlowReport {
                 requests: acc.counts(),
                 throughput: acc.throughput(),
                 latency: latency(&acc.latency),
+                endpoints: w
+                    .endpoints
+                    .iter()
+                    .map(|(name, e)| {
+                        (
+                            name.to_string(),
+                            EndpointWindow {
+                                requests: counts(&e.counts),
+                                latency: latency(&e.latency),
+                            },
+                        )
+                    })
+                    .collect(),
+                ..Window::default()
             }
         })
         .collect();
-    FlowReport {
+    // Errors by kind, by the second of their intended send time (as the
+    // windows count them).
+    for op in &leg.history.ops {
+        let Some(intended) = op.intended_us else {
+            continue;
+        };
+        if op.journey.is_none() || op.outcome == Outcome::Ok || intended < leg.load.measured_from_us
+        {
+            continue;
+        }
+        let second = ((intended - leg.load.measured_from_us) / 1_000_000) as usize;
+        if let Some(w) = windows.get_mut(second) {
+            *w.errors.entry(error_kind(op)).or_default() += 1;
+        }
+    }
+    let mut report = FlowReport {
         throughput: acc.throughput(),
         requests: acc.counts(),
         latency: latency(&acc.latency),
         endpoints,
-        windows,
-        settle: Latency::default(),
+        retries: leg.retries.clone(),
+        outbox: leg.outbox.clone(),
+        events: leg.events_delta.clone().unwrap_or_default(),
+        ..FlowReport::default()
+    };
+    if let Some(state) = own {
+        let from = leg.measured_from_unix_ms;
+        let settle = settle_histogram(state, from);
+        report.settle = latency(&settle);
+        report.settle_distribution = distribution(&settle);
+        report.saga = Some(saga_outcomes(state));
+        // Each order by the window it was placed in: how it ended, and
+        // how long it took.
+        let judge = SagaJudge::new(state);
+        let mut settles: Vec<Histogram<u64>> = windows
+            .iter()
+            .map(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+            .collect();
+        for o in &state.orders {
+            let Some(created) = o.created_at.filter(|c| *c >= from) else {
+                continue;
+            };
+            let second = ((created - from) / 1000) as usize;
+            let Some(w) = windows.get_mut(second) else {
+                continue;
+            };
+            if let Some(end) = judge.judge(o) {
+                tally(&mut w.saga, end);
+            }
+            if let Some(settled) = o.settled_at {
+                let _ = settles[second].record(((settled - created).max(0) as u64) * 1000);
+            }
+        }
+        for (w, h) in windows.iter_mut().zip(&settles) {
+            w.settle = latency(h);
+        }
     }
+    report.windows = windows;
+    report
 }

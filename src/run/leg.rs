@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gauntlet_loadgen as loadgen;
 use gauntlet_reports::history::{History, Operation};
-use gauntlet_reports::report::LagSample;
+use gauntlet_reports::report::{LagSample, OutboxSample, RetrySample};
 use gauntlet_reports::scenario::{External, Scenario};
 use gauntlet_reports::state::{FinalState, TopicEvents};
 use gauntlet_system::events::SUBSCRIPTIONS;
@@ -63,12 +63,17 @@ pub struct Leg {
     pub lag: Vec<LagSample>,
     /// Per group: the largest lag seen, and the lag after quiescing.
     pub lag_summary: BTreeMap<String, (u64, u64)>,
+    /// Retries per link per sampling interval, `at_ms` from the measured start.
+    pub retries: Vec<RetrySample>,
+    /// Outbox backlogs over time, `at_ms` from the measured start.
+    pub outbox: Vec<OutboxSample>,
     pub faults: Vec<FaultRecord>,
     /// Per topic and group, what this run produced, consumed and
     /// dead-lettered (the final state holds the topics' whole history).
     pub events_delta: Option<Vec<TopicEvents>>,
     /// Fault steps left out of this flow (event-path faults on a sync run).
-    pub skipped_faults: Vec<String>,
+    /// (index in the scenario's steps, when it was due in ms, why).
+    pub skipped_faults: Vec<(usize, u64, String)>,
     pub quiesce: Quiesce,
     pub interrupted: bool,
     /// Unix milliseconds at the start of the measured load.
@@ -114,16 +119,29 @@ pub async fn run_leg(
     let config = plan::system_config(scenario).map_err(LegError::Start)?;
     let mut steps = plan::fault_steps(scenario).map_err(LegError::Start)?;
     let mut skipped_faults = Vec::new();
+    // Each kept step's index in the scenario, so records name the
+    // scenario's step whatever this flow left out.
+    let mut kept: Vec<usize> = (0..steps.len()).collect();
     if !uses_events {
+        kept.clear();
+        let mut index = 0;
         steps.retain(|s| {
             let skip = event_path_only(s);
             if skip {
-                skipped_faults.push(format!(
-                    "at {}: {} (the sync flow has no event path)",
-                    humantime::format_duration(s.at),
-                    s.action.describe()
+                skipped_faults.push((
+                    index,
+                    s.at.as_millis() as u64,
+                    format!(
+                        "at {}: {} (the sync flow has no event path)",
+                        humantime::format_duration(s.at),
+                        s.action.describe()
+                    ),
                 ));
             }
+            if !skip {
+                kept.push(index);
+            }
+            index += 1;
             !skip
         });
     }
@@ -185,7 +203,7 @@ pub async fn run_leg(
         flow_name,
         &sut,
         steps,
-        skipped_faults,
+        (kept, skipped_faults),
         interrupt,
         progress.clone(),
     )
@@ -275,7 +293,7 @@ async fn drive(
     flow_name: &'static str,
     sut: &Sut,
     steps: Vec<FaultStep>,
-    skipped_faults: Vec<String>,
+    (kept, skipped_faults): (Vec<usize>, Vec<(usize, u64, String)>),
     interrupt: CancellationToken,
     progress: Arc<ProgressLine>,
 ) -> Result<Leg, LegError> {
@@ -430,9 +448,21 @@ async fn drive(
         .iter()
         .filter(|(at, _, _)| *at >= origin)
         .map(|(at, group, lag)| LagSample {
+            flow: Some(flow_name.to_string()),
             at_ms: (at - origin) as u64,
             group: group.clone(),
             lag: *lag,
+        })
+        .collect();
+    let retries = retry_deltas(&samples.retry_totals, origin);
+    let outbox = samples
+        .outbox
+        .iter()
+        .filter(|(at, _, _)| *at >= origin)
+        .map(|(at, service, backlog)| OutboxSample {
+            at_ms: (at - origin) as u64,
+            service: service.clone(),
+            backlog: *backlog,
         })
         .collect();
     Ok(Leg {
@@ -442,7 +472,16 @@ async fn drive(
         breakers: samples.breakers,
         lag,
         lag_summary: samples.lag_summary,
-        faults: timeline.records().to_vec(),
+        retries,
+        outbox,
+        faults: timeline
+            .records()
+            .iter()
+            .map(|r| FaultRecord {
+                step: kept.get(r.step).copied().unwrap_or(r.step),
+                ..r.clone()
+            })
+            .collect(),
         events_delta,
         skipped_faults,
         quiesce,
@@ -550,6 +589,33 @@ struct Samples {
     /// (unix ms, group, lag)
     lag: Vec<(i64, String, u64)>,
     lag_summary: BTreeMap<String, (u64, u64)>,
+    /// (unix ms, retries per link so far)
+    retry_totals: Vec<(i64, BTreeMap<String, u64>)>,
+    /// (unix ms, service, outbox backlog)
+    outbox: Vec<(i64, String, u64)>,
+}
+
+/// Per link, the retries between consecutive samples from `origin_unix_ms`
+/// on (the first sample at or after it counts from the last one before
+/// it, so the warm-up's retries stay out). A link is listed at every
+/// sample once seen, 0 included, so a chart's series have one point per
+/// sample.
+fn retry_deltas(totals: &[(i64, BTreeMap<String, u64>)], origin_unix_ms: i64) -> Vec<RetrySample> {
+    let mut out = Vec::new();
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    for (at, per_link) in totals {
+        for (link, total) in per_link {
+            let before = last.insert(link, *total).unwrap_or(0);
+            if *at >= origin_unix_ms {
+                out.push(RetrySample {
+                    at_ms: (at - origin_unix_ms) as u64,
+                    link: link.clone(),
+                    retries: total.saturating_sub(before),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The services a consumer group lives in.
@@ -581,13 +647,21 @@ async fn sample_once(services: &Probe, uses_events: bool, samples: &Mutex<Sample
             samples.lock().breakers.absorb(&view);
         }
     }
+    let now = gauntlet_system::db::now_ms();
+    {
+        let mut samples = samples.lock();
+        let totals = samples.breakers.retries();
+        samples.retry_totals.push((now, totals));
+    }
     if !uses_events {
         return;
     }
-    let now = gauntlet_system::db::now_ms();
     for s in consumer_services() {
         if let Ok(view) = services.events(s).await {
             let mut samples = samples.lock();
+            samples
+                .outbox
+                .push((now, s.to_string(), view.outbox.backlog.max(0) as u64));
             for c in view.consumers {
                 let lag = c.lag.max(0) as u64;
                 samples.lag.push((now, c.group.clone(), lag));
@@ -685,5 +759,38 @@ async fn unsettled(services: &Probe, bootstrap: Option<&str>) -> Option<String> 
             )
         }),
         Err(e) => Some(format!("event progress: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_over_time_are_per_interval_and_leave_the_warm_up_out() {
+        let totals = vec![
+            (900, BTreeMap::from([("orders->payments".to_string(), 4)])),
+            (
+                1900,
+                BTreeMap::from([
+                    ("orders->payments".to_string(), 10),
+                    ("orders->catalog".to_string(), 1),
+                ]),
+            ),
+            (2900, BTreeMap::from([("orders->payments".to_string(), 10)])),
+        ];
+        let d = retry_deltas(&totals, 1000);
+        let got: Vec<(u64, &str, u64)> = d
+            .iter()
+            .map(|r| (r.at_ms, r.link.as_str(), r.retries))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (900, "orders->catalog", 1),
+                (900, "orders->payments", 6),
+                (1900, "orders->payments", 0),
+            ]
+        );
     }
 }

@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gauntlet_loadgen::Flow;
+use gauntlet_reports::compare::{self, CompareOptions};
 use gauntlet_reports::scenario::{FlowChoice, Scenario};
-use gauntlet_reports::{write_json, write_junit, Report};
+use gauntlet_reports::{html, write_json, write_junit, Report};
 use tokio_util::sync::CancellationToken;
 
 pub use leg::LegError;
@@ -39,12 +40,26 @@ pub use summary::summary;
 pub const DEFAULT_OUT_DIR: &str = "runs";
 
 /// How a run is carried out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Run directories are created under this one.
     pub out_dir: PathBuf,
     /// Show the live progress line.
     pub progress: bool,
+    /// Compare the run with this one (and let baseline gates read it); a
+    /// regression fails the run.
+    pub baseline: Option<Baseline>,
+    /// Keep the run's report here as the next baseline.
+    pub save_baseline: Option<PathBuf>,
+}
+
+/// A run to compare with.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub report: Report,
+    /// Where it was read from, for people.
+    pub source: PathBuf,
+    pub options: CompareOptions,
 }
 
 /// A finished (or interrupted) run.
@@ -55,6 +70,7 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub report_json: PathBuf,
     pub junit_xml: PathBuf,
+    pub report_html: PathBuf,
     /// How each flow settled, and anything that made the run partial.
     pub notes: Vec<String>,
 }
@@ -72,6 +88,12 @@ pub enum RunError {
     },
     #[error(transparent)]
     Write(#[from] gauntlet_reports::ReportError),
+    #[error("cannot save the baseline in {path}: {source}")]
+    SaveBaseline {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create the run directory {path}: {source}")]
     RunDir {
         path: PathBuf,
@@ -179,25 +201,68 @@ pub async fn run(
             ));
         }
     }
-    let mut report = figures::report(scenario, &legs, interrupt.is_cancelled());
+    let baseline = opts.baseline.as_ref();
+    let mut report = figures::report(
+        scenario,
+        &legs,
+        interrupt.is_cancelled(),
+        baseline.map(|b| &b.report.metrics),
+    );
+    if let Some(b) = baseline {
+        match compare::compare(&b.report, &report, &b.options) {
+            Ok(mut c) => {
+                c.base.source = b.source.display().to_string();
+                c.new.source = dir.display().to_string();
+                report.baseline = Some(c);
+            }
+            // Checked before the run started; should the run itself have
+            // nothing to compare (no flow finished), say so and fail.
+            Err(e) => {
+                notes.push(format!("baseline: {e}"));
+                report.partial = true;
+            }
+        }
+    }
+    report.passed = report.verdict();
     let report_json = write_json(&dir, &report)?;
     let junit_xml = write_junit(&dir, &report)?;
-    report.passed = report.verdict();
+    let report_html = html::write_html(&dir, &report)?;
+    if let Some(keep) = &opts.save_baseline {
+        save_baseline(&dir, keep)?;
+        notes.push(format!("saved as the baseline in {}", keep.display()));
+    }
     Ok(RunOutcome {
         report,
         dir,
         report_json,
         junit_xml,
+        report_html,
         notes,
     })
 }
 
-/// `<out>/<scenario>-<UTC timestamp>`, new (a suffix if two runs start in
-/// the same second).
-fn run_dir(out: &Path, name: &str) -> Result<PathBuf, RunError> {
-    let stamp = utc_stamp(std::time::SystemTime::now());
-    let safe: String = name
-        .chars()
+/// Copies a run's reports into `keep` (created; earlier ones replaced),
+/// where `run --baseline` and `compare` read them.
+fn save_baseline(dir: &Path, keep: &Path) -> Result<(), RunError> {
+    let err = |source| RunError::SaveBaseline {
+        path: keep.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(keep).map_err(err)?;
+    for name in [
+        gauntlet_reports::report::REPORT_JSON,
+        html::REPORT_HTML,
+        "junit.xml",
+    ] {
+        std::fs::copy(dir.join(name), keep.join(name)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A scenario name as a file name: anything but ASCII letters, digits,
+/// `-` and `_` becomes `-`.
+pub fn safe_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -205,7 +270,14 @@ fn run_dir(out: &Path, name: &str) -> Result<PathBuf, RunError> {
                 '-'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `<out>/<scenario>-<UTC timestamp>`, new (a suffix if two runs start in
+/// the same second).
+fn run_dir(out: &Path, name: &str) -> Result<PathBuf, RunError> {
+    let stamp = utc_stamp(std::time::SystemTime::now());
+    let safe = safe_name(name);
     std::fs::create_dir_all(out).map_err(|source| RunError::RunDir {
         path: out.to_path_buf(),
         source,

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use gauntlet_reports::metrics::Latency;
+use gauntlet_reports::report::FaultPhase;
 use gauntlet_reports::Report;
 
 fn ms(v: f64) -> String {
@@ -101,19 +102,23 @@ pub fn summary(report: &Report, report_json: &std::path::Path) -> String {
     if !report.faults.is_empty() {
         let _ = writeln!(w, "  faults:");
         for f in &report.faults {
-            let flow = f["flow"].as_str().unwrap_or("");
-            if let Some(skipped) = f["skipped"].as_str() {
+            let flow = f.flow.as_deref().unwrap_or("");
+            if let Some(skipped) = &f.skipped {
                 let _ = writeln!(w, "    {flow:<5} skipped {skipped}");
                 continue;
             }
-            let at = f["at_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
-            let phase = f["phase"].as_str().unwrap_or("");
-            let action = f["action"].as_str().unwrap_or("");
-            let error = f["error"]
-                .as_str()
+            let at = f.at_ms as f64 / 1000.0;
+            let phase = match f.phase {
+                Some(FaultPhase::Applied) => "applied",
+                Some(FaultPhase::Undone) => "undone",
+                None => "",
+            };
+            let error = f
+                .error
+                .as_deref()
                 .map(|e| format!(" (FAILED: {e})"))
                 .unwrap_or_default();
-            let _ = writeln!(w, "    {flow:<5} {at:>7.1}s {phase:<7} {action}{error}");
+            let _ = writeln!(w, "    {flow:<5} {at:>7.1}s {phase:<7} {}{error}", f.action);
         }
     }
     let _ = writeln!(w, "  invariants:");

@@ -72,6 +72,7 @@ action = {{ type = "poison", topic = "orders", count = 1 }}
     let opts = RunOptions {
         out_dir: out.path().to_path_buf(),
         progress: false,
+        ..RunOptions::default()
     };
     for round in 1..=2 {
         let outcome = run::run(&scenario, &opts, CancellationToken::new())
@@ -93,15 +94,10 @@ action = {{ type = "poison", topic = "orders", count = 1 }}
         assert!(r.passed, "round {round}: {failed:#?} {:?}", outcome.notes);
         // The network faults went through the Toxiproxy API, and every one
         // applied and undone without error.
+        assert!(r.faults.iter().all(|f| f.error.is_none()), "{:?}", r.faults);
         assert!(
-            r.faults.iter().all(|f| f.get("error").is_none()),
-            "{:?}",
-            r.faults
-        );
-        assert!(
-            r.faults
-                .iter()
-                .any(|f| f["action"] == "orders->payments down" && f["phase"] == "undone"),
+            r.faults.iter().any(|f| f.action == "orders->payments down"
+                && f.phase == Some(gauntlet_reports::report::FaultPhase::Undone)),
             "{:?}",
             r.faults
         );

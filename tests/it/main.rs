@@ -10,6 +10,8 @@
 //! - `external`: `run` attached to a system running elsewhere, twice on the
 //!   same system.
 //! - `faults`: faults on the running system, applied by the timeline.
+//! - `report_pages`: a real run's report.html, redrawn by `report`, judged
+//!   by `compare` and `run --baseline`.
 //! - `common`: the stack every test starts, and the calls they all make on
 //!   it.
 //!
@@ -20,3 +22,4 @@ mod cli;
 mod common;
 mod external;
 mod faults;
+mod report_pages;

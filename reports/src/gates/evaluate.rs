@@ -22,9 +22,79 @@ pub struct GateResult {
 }
 
 /// Evaluates every gate. A gate whose metric has no value in this run
-/// fails, with the reason in its detail.
+/// fails, with the reason in its detail; so does a baseline gate (see
+/// [`evaluate_against`]).
 pub fn evaluate(gates: &[Gate], metrics: &Metrics) -> Vec<GateResult> {
-    gates.iter().map(|g| evaluate_one(g, metrics)).collect()
+    evaluate_against(gates, metrics, None)
+}
+
+/// Evaluates every gate, baseline gates against `baseline`'s figures. A
+/// baseline gate without a baseline, or whose figure the baseline lacks,
+/// fails, saying why.
+pub fn evaluate_against(
+    gates: &[Gate],
+    metrics: &Metrics,
+    baseline: Option<&Metrics>,
+) -> Vec<GateResult> {
+    gates
+        .iter()
+        .map(|g| match g.baseline {
+            None => evaluate_one(g, metrics),
+            Some(factor) => {
+                let base = match baseline {
+                    None => Err("no baseline run was given (`run --baseline DIR`)".to_string()),
+                    Some(b) => {
+                        value_of(g, b).map_err(|why| format!("the baseline has no value: {why}"))
+                    }
+                };
+                match base {
+                    Ok(v) => {
+                        let mut resolved = g.clone();
+                        resolved.threshold = v * factor;
+                        let mut r = evaluate_one(&resolved, metrics);
+                        r.detail = format!(
+                            "{} (baseline {} × {})",
+                            r.detail,
+                            show_value(g, v),
+                            num(factor)
+                        );
+                        r
+                    }
+                    Err(why) => GateResult {
+                        gate: g.source().to_string(),
+                        actual: value_of(g, metrics).ok(),
+                        threshold: f64::NAN,
+                        passed: false,
+                        detail: format!("{why}, so the gate fails"),
+                    },
+                }
+            }
+        })
+        .collect()
+}
+
+/// The gate's left side (or ratio) in `metrics`.
+fn value_of(gate: &Gate, metrics: &Metrics) -> Result<f64, String> {
+    let l = metrics.value(&gate.left)?;
+    match &gate.right {
+        None => Ok(l),
+        Some(r) => {
+            let d = metrics.value(r)?;
+            if d == 0.0 {
+                Err(format!("{r} is 0, so the ratio has no value"))
+            } else {
+                Ok(l / d)
+            }
+        }
+    }
+}
+
+fn show_value(gate: &Gate, v: f64) -> String {
+    if gate.right.is_some() {
+        format!("{}x", num(v))
+    } else {
+        show(gate.quantity(), v)
+    }
 }
 
 fn evaluate_one(gate: &Gate, metrics: &Metrics) -> GateResult {
@@ -42,17 +112,7 @@ fn evaluate_one(gate: &Gate, metrics: &Metrics) -> GateResult {
         None => gate.left.to_string(),
     };
     let need = format!("needs {} {}", gate.op.as_str(), fmt(gate.threshold));
-    let actual = metrics.value(&gate.left).and_then(|l| match &gate.right {
-        None => Ok(l),
-        Some(r) => {
-            let d = metrics.value(r)?;
-            if d == 0.0 {
-                Err(format!("{r} is 0, so the ratio has no value"))
-            } else {
-                Ok(l / d)
-            }
-        }
-    });
+    let actual = value_of(gate, metrics);
     match actual {
         Ok(v) => {
             let passed = gate.op.holds(v, gate.threshold);
@@ -178,6 +238,45 @@ mod tests {
     fn check(gate: &str) -> GateResult {
         let g = parse(gate).unwrap();
         evaluate(&[g], &metrics()).remove(0)
+    }
+
+    #[test]
+    fn baseline_gates_read_the_baseline_figure() {
+        let gates = [
+            parse("p99(POST /api/orders) < baseline * 1.2").unwrap(),
+            parse("throughput(async) / throughput(sync) > baseline * 0.9").unwrap(),
+        ];
+        let now = metrics();
+        // The baseline was faster: 212.5 ms is not under 150 × 1.2 = 180.
+        let mut base = metrics();
+        base.latency.get_mut("POST /api/orders").unwrap().p99 = 150.0;
+        let r = evaluate_against(&gates, &now, Some(&base));
+        assert!(!r[0].passed, "{r:?}");
+        assert!((r[0].threshold - 180.0).abs() < 1e-9);
+        assert_eq!(
+            r[0].detail,
+            "p99(POST /api/orders) = 212.5 ms; needs < 180 ms (baseline 150 ms × 1.2)"
+        );
+        assert!(r[1].passed, "{r:?}");
+        // Slower baseline: the same run passes.
+        base.latency.get_mut("POST /api/orders").unwrap().p99 = 200.0;
+        assert!(evaluate_against(&gates, &now, Some(&base))[0].passed);
+        // No baseline: fails, saying so.
+        let r = evaluate(&gates, &now);
+        assert!(!r[0].passed);
+        assert!(
+            r[0].detail.contains("no baseline run was given"),
+            "{}",
+            r[0].detail
+        );
+        // A baseline without that figure: fails, saying so.
+        let r = evaluate_against(&gates, &now, Some(&Metrics::default()));
+        assert!(!r[0].passed);
+        assert!(
+            r[0].detail.starts_with("the baseline has no value"),
+            "{}",
+            r[0].detail
+        );
     }
 
     #[test]

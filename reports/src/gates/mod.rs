@@ -13,7 +13,12 @@
 //! comparison = "<" | "<=" | ">" | ">=" | "==" | "!="
 //! unit      = "us" | "ms" | "s"   (latencies; a bare number is ms)
 //!           | "%"                 (ratios, and the ratio of two metrics)
+//! baseline  = "baseline" [ "*" number ]   (in place of number and unit)
 //! ```
+//!
+//! A baseline gate compares with the same figure of a baseline run
+//! (`gauntlet run --baseline DIR`): `p99(POST /api/orders) < baseline * 1.2`
+//! holds when this run's p99 is under 1.2 times the baseline's.
 //!
 //! Examples: `p99(POST /api/orders) < 300ms`, `error_rate < 1%`,
 //! `throughput(async) / throughput(sync) > 5`, `saga.compensated >= 1`,
@@ -28,7 +33,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use evaluate::{evaluate, GateResult};
+pub use evaluate::{evaluate, evaluate_against, GateResult};
 pub use registry::{ArgKind, MetricDef, Quantity, METRICS};
 
 /// A metric as a gate names it: `p99(POST /api/orders)`, `orders.lost`.
@@ -96,8 +101,12 @@ pub struct Gate {
     pub right: Option<MetricRef>,
     pub op: CmpOp,
     /// In the left metric's unit (ms, fraction, count, per second), or a
-    /// plain factor for a ratio gate.
+    /// plain factor for a ratio gate. For a baseline gate, the factor the
+    /// baseline's figure is multiplied by.
     pub threshold: f64,
+    /// `Some(factor)` when the gate compares with a baseline run
+    /// (`< baseline * factor`); `threshold` then holds the same factor.
+    pub baseline: Option<f64>,
 }
 
 impl Gate {
@@ -188,6 +197,24 @@ pub fn parse(source: &str) -> Result<Gate, GateError> {
     }
     let op = p.comparison()?;
     p.skip_ws();
+    if let Some(factor) = p.baseline()? {
+        p.skip_ws();
+        if p.peek().is_some() {
+            let rest: String = p.chars[p.pos..].iter().collect();
+            return err(
+                p.pos,
+                format!("unexpected `{rest}` after the baseline (write `baseline * 1.2`)"),
+            );
+        }
+        return Ok(Gate {
+            source: source.to_string(),
+            left,
+            right,
+            op,
+            threshold: factor,
+            baseline: Some(factor),
+        });
+    }
     let number = p.number()?;
     while p.peek() == Some(' ') {
         p.pos += 1;
@@ -241,6 +268,7 @@ pub fn parse(source: &str) -> Result<Gate, GateError> {
         right,
         op,
         threshold: number * factor,
+        baseline: None,
     })
 }
 
@@ -320,6 +348,38 @@ impl Parser {
             def,
             arg: Some(arg.to_string()),
         })
+    }
+
+    /// `baseline` or `baseline * k`: the factor, or `None` when the
+    /// threshold is a number.
+    fn baseline(&mut self) -> Result<Option<f64>, GateError> {
+        const WORD: &str = "baseline";
+        let rest: String = self.chars[self.pos..].iter().take(WORD.len() + 1).collect();
+        let after = rest.chars().nth(WORD.len());
+        if !rest.starts_with(WORD) || after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Ok(None);
+        }
+        self.pos += WORD.len();
+        self.skip_ws();
+        if self.peek() != Some('*') {
+            return Ok(Some(1.0));
+        }
+        self.pos += 1;
+        self.skip_ws();
+        let at = self.pos;
+        let k = self.number().or_else(|_| {
+            err(
+                at,
+                "expected a factor after `baseline *`, e.g. `baseline * 1.2`",
+            )
+        })?;
+        if k <= 0.0 {
+            return err(
+                at,
+                "the baseline's factor must be above 0, e.g. `baseline * 1.2`",
+            );
+        }
+        Ok(Some(k))
     }
 
     fn comparison(&mut self) -> Result<CmpOp, GateError> {
@@ -456,6 +516,27 @@ mod tests {
             e.to_string(),
             "expected a metric name, e.g. `p99(POST /api/orders)` or `error_rate` (at character 1)"
         );
+    }
+
+    #[test]
+    fn baseline_gates_parse_with_their_factor() {
+        let g = parse("p99(POST /api/orders) < baseline * 1.2").unwrap();
+        assert_eq!(g.baseline, Some(1.2));
+        assert_eq!(g.left.arg.as_deref(), Some("POST /api/orders"));
+        assert_eq!(
+            parse("throughput(async) >= baseline").unwrap().baseline,
+            Some(1.0)
+        );
+        assert_eq!(parse("p99 < 300ms").unwrap().baseline, None);
+        let e = parse("p99 < baseline * fast").unwrap_err();
+        assert_eq!(e.offset, 17);
+        assert!(e.message.contains("baseline * 1.2"), "{e}");
+        let e = parse("p99 < baseline * 1.2ms").unwrap_err();
+        assert_eq!(e.offset, 20);
+        let e = parse("p99 < baseline * 0").unwrap_err();
+        assert!(e.message.contains("above 0"), "{e}");
+        // A word that merely starts like it is not a baseline.
+        assert!(parse("p99 < baselines").is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::gates;
 use crate::problem::{nearest, LineIndex, Problem};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioSource};
 use tree::{Entry, Node, Span, Table, Val};
 
 /// Why a scenario could not be loaded.
@@ -78,11 +78,17 @@ pub fn parse_scenario(path: impl AsRef<Path>, text: &str) -> Result<Scenario, Ve
     }
     // Every check passed: serde now sees a well-formed document. Should it
     // still object, that is reported like any other problem, never dropped.
-    serde_json::from_value(tree::to_json(&Val::Table(root))).map_err(|e| {
-        vec![cx
-            .index
-            .problem(&file, None, format!("scenario does not deserialise: {e}"))]
-    })
+    let mut scenario: Scenario =
+        serde_json::from_value(tree::to_json(&Val::Table(root))).map_err(|e| {
+            vec![cx
+                .index
+                .problem(&file, None, format!("scenario does not deserialise: {e}"))]
+        })?;
+    scenario.source = Some(ScenarioSource {
+        file,
+        text: text.to_string(),
+    });
+    Ok(scenario)
 }
 
 const TOP_KEYS: [&str; 8] = [

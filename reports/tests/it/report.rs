@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use gauntlet_reports::gates::parse;
 use gauntlet_reports::metrics::{Counts, Latency, SagaOutcomes};
 use gauntlet_reports::report::{
-    BreakerTransition, DlqCount, EndpointReport, ErrorCount, FlowReport, LagSample, Window,
+    BreakerTransition, DlqCount, EndpointReport, ErrorCount, FaultEvent, FaultPhase, FlowReport,
+    LagSample, Window,
 };
 use gauntlet_reports::{
     evaluate, junit_xml, read_json, write_json, write_junit, GateResult, InvariantResult, Machine,
@@ -57,6 +58,7 @@ fn report() -> Report {
             EndpointReport {
                 requests: counts,
                 latency: latency(212.5),
+                ..EndpointReport::default()
             },
         )]),
         settle: latency(212.0),
@@ -67,6 +69,7 @@ fn report() -> Report {
                 requests: counts,
                 throughput: 50.0,
                 latency: latency(200.0),
+                ..Window::default()
             },
             Window {
                 start_ms: 1000,
@@ -74,8 +77,10 @@ fn report() -> Report {
                 requests: counts,
                 throughput: 47.0,
                 latency: latency(225.0),
+                ..Window::default()
             },
         ],
+        ..FlowReport::default()
     };
     Report {
         scenario: "breaker-opens".into(),
@@ -92,6 +97,7 @@ fn report() -> Report {
             count: 2,
         }],
         breakers: vec![BreakerTransition {
+            flow: Some("sync".into()),
             link: "orders->payments".into(),
             from: "CLOSED".into(),
             to: "OPEN".into(),
@@ -109,14 +115,20 @@ fn report() -> Report {
             rate: 0.01,
         }],
         lag: vec![LagSample {
+            flow: Some("sync".into()),
             at_ms: 500,
             group: "payments".into(),
             lag: 12,
         }],
-        faults: vec![serde_json::json!({
-            "step": 0, "phase": "applied", "at_ms": 1000, "unix_ms": 1_700_000_001_000i64,
-            "action": "orders->payments down"
-        })],
+        faults: vec![FaultEvent {
+            flow: Some("sync".into()),
+            step: 0,
+            phase: Some(FaultPhase::Applied),
+            at_ms: 1000,
+            unix_ms: 1_700_000_001_000,
+            action: "orders->payments down".into(),
+            ..FaultEvent::default()
+        }],
         invariants: vec![
             InvariantResult {
                 name: "no_double_charge".into(),
@@ -141,6 +153,7 @@ fn report() -> Report {
         metrics,
         partial: false,
         passed: true, // wrong on purpose: writing recomputes it
+        ..Report::default()
     }
 }
 
