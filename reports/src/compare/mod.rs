@@ -11,7 +11,10 @@
 //!    [`CompareOptions`] says otherwise for the metric or the target);
 //! 3. the **noise**: a one-sided test over the run's own samples (the 1 s
 //!    windows, the lag samples, or the counts themselves) rejects "no
-//!    change" at α (0.01 unless told otherwise).
+//!    change" at α (0.01 unless told otherwise) and, for latencies, the
+//!    change is more than [`SPREAD_FACTOR`] times how far the figure
+//!    wanders between windows within a run (two runs of one commit differ
+//!    by more than a rank test over one run's windows can see).
 //!
 //! *Improved* needs the same evidence the other way. Figures only one run
 //! has are not compared; they are listed apart, in
@@ -89,7 +92,7 @@ pub use figures::{
 };
 pub use render::{markdown, table};
 pub use stats::{
-    mann_whitney, normal_cdf, normal_sf, poisson, two_proportions, MannWhitney, OneSided,
+    iqr, mann_whitney, normal_cdf, normal_sf, poisson, two_proportions, MannWhitney, OneSided,
 };
 pub use threshold::{parse_threshold, ThresholdError, MAX_THRESHOLD};
 
@@ -107,6 +110,20 @@ pub const DEFAULT_ALPHA: f64 = 0.01;
 /// error-rate samples: with four operations a window's "p99" is its
 /// slowest operation and its error rate moves in steps of 25%.
 pub const MIN_WINDOW_OPS: u64 = 5;
+
+/// A latency has moved beyond the noise only when the change is also more
+/// than this many spreads (the larger within-run interquartile range of
+/// the two runs' window values).
+///
+/// Why: Mann–Whitney over the windows sees how a figure wanders *within*
+/// a run, but two runs of one commit on a shared machine also differ by a
+/// shift of the whole run, which no within-run test can tell from a code
+/// change. Measured here on five runs of `ci-smoke` from one commit (ten
+/// pairs, 8 windows of ~20 requests per flow): whole-run tail latencies
+/// moved by up to 2.8 spreads between runs, and each such pair passed the
+/// rank test at 1%. A 50 ms slowdown moved async p99 by 7.6 spreads and
+/// every p50 by 19 or more.
+pub const SPREAD_FACTOR: f64 = 3.0;
 
 /// Why two reports cannot be compared.
 #[derive(Debug, thiserror::Error)]
@@ -277,10 +294,15 @@ pub struct Noise {
     pub new_samples: usize,
     /// The standardised difference, positive when the new run is greater.
     pub z: f64,
+    /// For latencies: the larger of the two runs' interquartile ranges of
+    /// their window values (how far the figure wanders second to second
+    /// within a run); 0 where not used.
+    pub spread: f64,
     /// The one-sided p-value in the direction the figure moved (1 when
     /// it did not move or could not be tested).
     pub p: f64,
-    /// `p` is below the comparison's α.
+    /// `p` is below the comparison's α and, for latencies, the change is
+    /// more than [`SPREAD_FACTOR`] spreads.
     pub significant: bool,
 }
 
@@ -416,7 +438,13 @@ fn judge(base: &Figure, new: &Figure, opts: &CompareOptions) -> Row {
     } else {
         None
     };
-    let noise = noise(&base.samples, &new.samples, delta, opts.alpha);
+    let mut noise = noise(&base.samples, &new.samples, delta, opts.alpha);
+    if metric.unit() == Unit::Millis {
+        if let (Samples::Series(b), Samples::Series(n)) = (&base.samples, &new.samples) {
+            noise.spread = iqr(b).max(iqr(n));
+            noise.significant &= delta.abs() > SPREAD_FACTOR * noise.spread;
+        }
+    }
 
     let beyond_floor = delta.abs() > metric.floor();
     // From a base of 0, any change is beyond every relative threshold.
@@ -482,6 +510,7 @@ fn noise(base: &Samples, new: &Samples, delta: f64, alpha: f64) -> Noise {
         base_samples,
         new_samples,
         z: t.z,
+        spread: 0.0,
         p,
         significant: p < alpha,
     }

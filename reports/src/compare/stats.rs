@@ -219,3 +219,22 @@ fn erfc(x: f64) -> f64 {
         2.0 - r
     }
 }
+
+/// The interquartile range of `v` (linear interpolation between order
+/// statistics, as R's default and numpy's); 0 for fewer than two values.
+pub fn iqr(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        let h = (s.len() - 1) as f64 * p;
+        let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+        s[lo] + (s[hi] - s[lo]) * (h - h.floor())
+    };
+    if s.len() < 2 {
+        return 0.0;
+    }
+    q(0.75) - q(0.25)
+}

@@ -911,3 +911,90 @@ fn json_is_the_comparison_round_tripped() {
         assert_eq!(b.change_pct.is_some(), c.change_pct.is_some());
     }
 }
+
+#[test]
+fn the_interquartile_range_interpolates() {
+    assert_eq!(crate::compare::iqr(&[]), 0.0);
+    assert_eq!(crate::compare::iqr(&[4.0]), 0.0);
+    // 1..=8: quartiles 2.75 and 6.25.
+    let v: Vec<f64> = (1..=8).map(f64::from).collect();
+    assert!((crate::compare::iqr(&v) - 3.5).abs() < 1e-12);
+}
+
+#[test]
+fn a_whole_run_shift_within_the_window_spread_is_noise() {
+    // Two runs whose windows each wander by ±2 ms around 10 ms, the new
+    // one shifted by 3 ms as a whole: ranks alone call it significant,
+    // but it is within three spreads (a shared machine does this between
+    // runs of one commit).
+    let base = run_with_p99(&[8.0, 12.0, 9.0, 11.0, 8.5, 11.5, 9.5, 10.5]);
+    let new = run_with_p99(&[11.0, 15.0, 12.0, 14.0, 11.5, 14.5, 12.5, 13.5]);
+    let cmp = compare(&base, &new, &CompareOptions::default()).expect("comparable");
+    let p99 = cmp
+        .rows
+        .iter()
+        .find(|r| r.metric == "p99" && r.target == "sync")
+        .expect("a p99 row");
+    assert!(p99.noise.p < 0.01, "{p99:?}");
+    assert!(p99.noise.spread > 2.0, "{p99:?}");
+    assert_eq!(p99.verdict, Verdict::Unchanged, "{p99:?}");
+    // Shifted by 40 ms, it is a regression.
+    let slow = run_with_p99(&[48.0, 52.0, 49.0, 51.0, 48.5, 51.5, 49.5, 50.5]);
+    let cmp = compare(&base, &slow, &CompareOptions::default()).expect("comparable");
+    assert!(cmp
+        .rows
+        .iter()
+        .any(|r| r.metric == "p99" && r.target == "sync" && r.verdict == Verdict::Regressed));
+}
+
+/// A sync run whose windows have these p99s (and whose overall p99 is
+/// their mean), 50 operations each.
+fn run_with_p99(p99s: &[f64]) -> Report {
+    let windows: Vec<Window> = p99s
+        .iter()
+        .enumerate()
+        .map(|(i, &p99)| Window {
+            start_ms: i as u64 * 1000,
+            end_ms: i as u64 * 1000 + 1000,
+            throughput: 50.0,
+            requests: Counts {
+                total: 50,
+                ok: 50,
+                ..Counts::default()
+            },
+            latency: Latency {
+                count: 50,
+                p50: p99 / 4.0,
+                p95: p99 * 0.9,
+                p99,
+                max: p99,
+                ..Latency::default()
+            },
+            ..Window::default()
+        })
+        .collect();
+    let mean = p99s.iter().sum::<f64>() / p99s.len() as f64;
+    let flow = FlowReport {
+        throughput: 50.0,
+        requests: Counts {
+            total: 400,
+            ok: 400,
+            ..Counts::default()
+        },
+        latency: Latency {
+            count: 400,
+            p50: mean / 4.0,
+            p95: mean * 0.9,
+            p99: mean,
+            max: mean,
+            ..Latency::default()
+        },
+        windows,
+        ..FlowReport::default()
+    };
+    Report {
+        scenario: "spread".into(),
+        flows: [("sync".to_string(), flow)].into(),
+        ..Report::default()
+    }
+}
