@@ -11,9 +11,9 @@ use crate::pacer::Pacer;
 use crate::runner::{Ctx, Session};
 
 /// A slot due within this of now is sent at once rather than slept for:
-/// the timer's 1 ms granularity would only add latency and wake-ups. The
-/// latency of a journey sent early counts from when it was sent.
-const SEND_EARLY: Duration = Duration::from_millis(1);
+/// a wait that short would end later than the slot. The latency of a
+/// journey sent early counts from when it was sent.
+const SEND_EARLY: Duration = Duration::from_micros(50);
 
 /// How users are paced.
 pub(crate) enum Pace {
@@ -51,7 +51,7 @@ impl Driver {
             let now = Instant::now();
             if due > now + SEND_EARLY {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(due) => {}
+                    _ = pacer.sleep_until(due) => {}
                     _ = cancel.cancelled() => return,
                 }
             } else if now >= end {

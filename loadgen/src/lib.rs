@@ -29,7 +29,8 @@
 //! - [`config`]: [`LoadConfig`], the model (open stages or closed users),
 //!   the journey mix; every bad key reported at once.
 //! - [`schedule`]: the open model's arrival times from linear ramps.
-//! - `pacer`: the shared slot clock the open model's users pace on.
+//! - `pacer`: the shared slot clock the open model's users pace on;
+//!   `wake`: waking them on time, below tokio's millisecond tick.
 //! - `attack`: the goose side: one scenario, users, no goose reports.
 //! - `driver`: what each goose user runs (open or closed loop).
 //! - [`journey`]: journey kinds and their seeded choices ([`Planner`]).
@@ -91,6 +92,7 @@ mod run;
 mod runner;
 pub mod schedule;
 mod setup;
+mod wake;
 
 pub use attack::USER_AGENT;
 pub use config::{Flow, HttpClient, LoadConfig, Mix, Model, Poll, Stage};

@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
 
 use crate::schedule::Schedule;
+use crate::wake::Waker;
 
 pub(crate) struct Pacer {
     schedule: Schedule,
     start: Instant,
     next: AtomicU64,
+    waker: Waker,
 }
 
 impl Pacer {
@@ -24,7 +26,14 @@ impl Pacer {
             schedule,
             start,
             next: AtomicU64::new(0),
+            waker: Waker::start(),
         }
+    }
+
+    /// Waits for a slot's time, tens of microseconds late at most on a
+    /// machine with a core to spare (see `wake`).
+    pub async fn sleep_until(&self, due: Instant) {
+        self.waker.sleep_until(due).await;
     }
 
     /// The next arrival's index and when it is due; `None` once every
