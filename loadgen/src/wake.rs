@@ -27,10 +27,6 @@ use tokio::time::Instant;
 /// coarse sleep never overshoots the slot.
 const COARSE_MARGIN: Duration = Duration::from_millis(3);
 
-/// A waiter due within this of now is woken at once: a futex wait this
-/// short would return later than the deadline anyway.
-const SLACK: Duration = Duration::from_micros(20);
-
 /// One user waiting for its slot.
 struct Waiter {
     at: std::time::Instant,
@@ -139,7 +135,8 @@ fn run(shared: &Shared) {
             return;
         }
         let now = std::time::Instant::now();
-        while st.due.peek().is_some_and(|w| w.0.at <= now + SLACK) {
+        // Never early: a wait that returns before its deadline loops.
+        while st.due.peek().is_some_and(|w| w.0.at <= now) {
             if let Some(Reverse(w)) = st.due.pop() {
                 let _ = w.wake.send(());
             }
