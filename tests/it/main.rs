@@ -7,6 +7,7 @@
 //!   through the stack `serve` starts.
 //! - `cli`: the command line's contract for bad input; every shipped
 //!   scenario is valid.
+//! - `edge`: the gateway as an edge: bad input with big bodies, over TCP.
 //! - `external`: `run` attached to a system running elsewhere, twice on the
 //!   same system.
 //! - `faults`: faults on the running system, applied by the timeline.
@@ -20,6 +21,7 @@
 mod async_flow;
 mod cli;
 mod common;
+mod edge;
 mod external;
 mod faults;
 mod report_pages;

@@ -2,13 +2,22 @@
 //! and `/api/orders` to their services (only to instances the registry
 //! calls routable), checks the API key and the rate limit when configured,
 //! and answers `/services/status` from the registry.
+//!
+//! Bad input stops here, with a JSON error and a 4xx, before anything is
+//! forwarded: a path the API does not have (404), a method a path does
+//! not take (405, with `Allow`), a body over [`MAX_BODY`] (413), a write
+//! whose body is not JSON (415). A request is read whole before it is
+//! answered, so a client still sending its body never has its answer
+//! lost to a connection reset; and a service is only sent requests its
+//! handlers read whole, so it never answers early either (an early
+//! answer with the body unread used to reach the client as a 504).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -76,6 +85,89 @@ impl Edge {
     }
 }
 
+/// The largest request body the gateway takes, in bytes: orders, users
+/// and products are a few hundred bytes of JSON; a megabyte is generous
+/// and still keeps one client from holding a service's memory.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The public API: each path shape and the methods it takes. `{}` is one
+/// path segment (an id).
+const ROUTES: &[(&str, &[Method])] = &[
+    ("/api/users", &[Method::POST]),
+    ("/api/users/{}", &[Method::GET]),
+    ("/api/products", &[Method::GET, Method::POST]),
+    ("/api/products/{}", &[Method::GET]),
+    ("/api/orders", &[Method::GET, Method::POST]),
+    ("/api/orders/{}", &[Method::GET]),
+];
+
+/// The methods `path` takes, or `None` when the API has no such path.
+fn methods_of(path: &str) -> Option<&'static [Method]> {
+    let given: Vec<&str> = path.split('/').collect();
+    ROUTES.iter().find_map(|(shape, methods)| {
+        let want: Vec<&str> = shape.split('/').collect();
+        let fits = want.len() == given.len()
+            && want
+                .iter()
+                .zip(&given)
+                .all(|(w, g)| (*w == "{}" && !g.is_empty()) || w == g);
+        fits.then_some(*methods)
+    })
+}
+
+/// How much of a body too large, or not wanted, is still read (and
+/// dropped) before the answer: a server that answers and closes with the
+/// body unread makes the kernel reset the connection, and the client may
+/// lose the answer with it. Past this, the connection is not worth it.
+const DRAIN_LIMIT: usize = 8 << 20;
+
+/// A request's body, whole: up to [`MAX_BODY`] kept, past it read on to
+/// [`DRAIN_LIMIT`] and dropped, and refused.
+async fn read_body(mut body: axum::body::Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(format!("the request body could not be read: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > DRAIN_LIMIT {
+                return Err(too_large());
+            }
+            if seen <= MAX_BODY {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(kept.freeze())
+}
+
+/// Reads a body that will not be used, so the answer reaches the client.
+async fn drain(body: axum::body::Body) {
+    let _ = read_body(body).await;
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        .with_detail(format!("at most {MAX_BODY} bytes"))
+}
+
+/// Any path the API does not have.
+async fn not_found(req: Request) -> ApiError {
+    let (parts, body) = req.into_parts();
+    drain(body).await;
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {} {}", parts.method, parts.uri.path()),
+    )
+    .with_detail("the API: /api/users, /api/products, /api/orders, /services/status")
+}
+
 pub fn app(state: GatewayState) -> Router {
     let api = Router::new()
         .route("/api/users", any(forward))
@@ -88,7 +180,9 @@ pub fn app(state: GatewayState) -> Router {
             state.edge.clone(),
             edge,
         ));
-    api.route("/services/status", get(status)).with_state(state)
+    api.route("/services/status", get(status))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
@@ -137,14 +231,59 @@ async fn edge(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Respon
     next.run(req).await
 }
 
-async fn forward(
-    State(st): State<GatewayState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn forward(State(st): State<GatewayState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let path = uri.path();
+    let Some(allowed) = methods_of(path) else {
+        drain(body).await;
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no route {method} {path}"),
+        ));
+    };
+    if !allowed.contains(&method) {
+        drain(body).await;
+        let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        let allow = allow.join(", ");
+        let mut response = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} does not take {method}"),
+        )
+        .with_detail(format!("allowed: {allow}"))
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, v);
+        }
+        return Ok(response);
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        // Not read at all: refused whole, connection and all.
+        return Err(too_large());
+    }
+    let body = read_body(body).await?;
+    if method == Method::POST {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim();
+                m.eq_ignore_ascii_case("application/json")
+                    || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a JSON body is expected",
+            )
+            .with_detail("send Content-Type: application/json"));
+        }
+    }
     let (service, client) = if path.starts_with("/api/users") {
         (ServiceName::Users, &st.users)
     } else if path.starts_with("/api/products") {
@@ -193,4 +332,129 @@ async fn status(State(st): State<GatewayState>) -> impl IntoResponse {
         "routable": routable,
         "total": instances.len(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use gauntlet_resilience::ResilienceConfig;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The gateway with no instance of anything behind it: whatever it
+    /// would forward is answered 503, so a 4xx here is its own.
+    fn gateway() -> Router {
+        let http = reqwest::Client::new();
+        let client = |link: &str| {
+            ServiceClient::new(
+                link,
+                "http://127.0.0.1:9",
+                http.clone(),
+                ResilienceConfig::default(),
+                1,
+            )
+        };
+        app(GatewayState {
+            users: client("gateway->users"),
+            catalog: client("gateway->catalog"),
+            orders: client("gateway->orders"),
+            registry: Registry::new(),
+            edge: Arc::new(Edge::new(&GatewayConfig::default())),
+        })
+    }
+
+    async fn call(
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let req = req.body(Body::from(body)).expect("a request");
+        let resp = gateway().oneshot(req).await.expect("an answer");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .expect("a body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    #[test]
+    fn the_route_table_knows_paths_and_methods() {
+        assert_eq!(
+            methods_of("/api/products"),
+            Some(&[Method::GET, Method::POST][..])
+        );
+        assert_eq!(methods_of("/api/products/-1"), Some(&[Method::GET][..]));
+        assert_eq!(methods_of("/api/users"), Some(&[Method::POST][..]));
+        assert_eq!(methods_of("/api/products/1/extra"), None);
+        assert_eq!(methods_of("/api/users/"), None);
+        assert_eq!(methods_of("/api/nothing"), None);
+    }
+
+    #[tokio::test]
+    async fn a_method_a_path_does_not_take_is_405_with_allow_and_the_body_read() {
+        let big = vec![b'{'; 200 * 1024];
+        let (status, headers, json) = call(
+            Method::DELETE,
+            "/api/products/-1",
+            Some("application/json"),
+            big,
+        )
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET");
+        assert_eq!(json["error"], "/api/products/-1 does not take DELETE");
+        let (status, headers, _) = call(Method::PUT, "/api/orders", None, vec![]).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET, POST");
+    }
+
+    #[tokio::test]
+    async fn a_path_the_api_does_not_have_is_404_in_json() {
+        for path in ["/api/products/1/extra", "/api/nothing", "/nope"] {
+            let (status, _, json) = call(Method::GET, path, None, vec![]).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert!(
+                json["error"].as_str().is_some_and(|e| e.contains(path)),
+                "{path}: {json}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_413_and_a_write_that_is_not_json_is_415() {
+        let (status, _, json) = call(
+            Method::POST,
+            "/api/orders",
+            Some("application/json"),
+            vec![b' '; MAX_BODY + 1],
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json["error"], "request body too large");
+        let (status, _, json) = call(
+            Method::POST,
+            "/api/orders",
+            Some("text/plain"),
+            b"{}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(json["detail"], "send Content-Type: application/json");
+        // A good request gets past the edge (and finds nobody behind it).
+        let (status, _, _) = call(
+            Method::POST,
+            "/api/orders",
+            Some("application/json; charset=utf-8"),
+            b"{}".to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
 }
