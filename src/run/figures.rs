@@ -301,17 +301,16 @@ pub fn report(
         if !leg.quiesce.settled || !leg.problems.is_empty() || leg.interrupted {
             partial = true;
         }
-        match &leg.state {
-            Some(state) => {
-                let own = own_state(leg, state);
-                let o = OrderCounts::from_run(&leg.history, &own);
+        match (&leg.state, &own) {
+            (Some(state), Some(own)) => {
+                let o = OrderCounts::from_run(&leg.history, own);
                 orders.placed += o.placed;
                 orders.acknowledged += o.acknowledged;
                 orders.confirmed += o.confirmed;
                 orders.cancelled += o.cancelled;
                 orders.pending += o.pending;
                 orders.lost += o.lost;
-                let s = saga_outcomes(&own);
+                let s = saga_outcomes(own);
                 let total = saga.get_or_insert_with(SagaOutcomes::default);
                 total.completed += s.completed;
                 total.compensated += s.compensated;
@@ -327,7 +326,7 @@ pub fn report(
                     invariants.push(r);
                 }
             }
-            None => partial = true,
+            _ => partial = true,
         }
     }
 
