@@ -252,7 +252,7 @@ fn save_baseline(dir: &Path, keep: &Path) -> Result<(), RunError> {
     for name in [
         gauntlet_reports::report::REPORT_JSON,
         html::REPORT_HTML,
-        "junit.xml",
+        gauntlet_reports::junit::JUNIT_XML,
     ] {
         std::fs::copy(dir.join(name), keep.join(name)).map_err(err)?;
     }
