@@ -1,24 +1,50 @@
-//! The highest arrival rate the generator sustains against a trivial
-//! in-process endpoint, next to wrk's throughput on the same endpoint in
-//! the same run.
+//! Two questions about the generator, against a trivial in-process
+//! endpoint, each answered next to an independent tool in the same run:
+//!
+//! - **latency**: at fixed arrival rates, our p50/p90/p99 beside oha's
+//!   (open loop, `--latency-correction`: latency from the intended send
+//!   time, as ours), with ours taken apart step by step: slot to send
+//!   (pacer and task wake-up), send to the target's handler (request
+//!   build, write, the target's read), handler to answer read (the
+//!   target's write, our read and recording). The target timestamps each
+//!   arrival on the run's clock; at these rates requests do not overtake
+//!   one another, so the k-th arrival is the k-th send.
+//! - **max rate**: the highest arrival rate sustained, next to wrk's
+//!   throughput.
 //!
 //! The rate is raised step by step until the target receives less than
 //! 95% of it or the p99 latency (from the intended send time) explodes
 //! past `P99_LIMIT`, then narrowed down by bisection. wrk (closed loop,
 //! as fast as it can) runs with a few connection counts and its best is
 //! kept. Both of the generator's clients are measured: its default
-//! connection per user, and the goose user's reqwest client. Run with `cargo bench -p gauntlet-loadgen --bench max_rate`;
-//! the wrk part is skipped, with a message, when wrk is not installed.
+//! connection per user, and the goose user's reqwest client.
+//!
+//! Run with `cargo bench -p gauntlet-loadgen --bench max_rate` (both), or
+//! with `-- latency` or `-- rate` for one. oha and wrk are skipped, with a
+//! message, when they are not installed (`cargo install oha --locked`;
+//! Debian's `wrk` package).
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use gauntlet_loadgen::{run_load, HttpClient, LoadConfig, Mix, Model, OpKind, Stage};
+use gauntlet_loadgen::{
+    run_load, run_load_observed, HttpClient, LoadConfig, Mix, Model, OpKind, Stage,
+};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// The fixed arrival rates of the latency part.
+const LATENCY_RATES: [f64; 4] = [100.0, 200.0, 400.0, 1_000.0];
+/// How long each of them is held, by ours (after `WARMUP`) and by oha.
+const LATENCY_HOLD: Duration = Duration::from_secs(10);
+/// Connections (users) on both sides of the latency part.
+const LATENCY_CONNECTIONS: u32 = 50;
 
 /// How long each rate is held (after a short warm-up).
 const STEP: Duration = Duration::from_secs(3);
@@ -34,6 +60,13 @@ const USERS: u32 = 64;
 /// a neighbour's burst of work is not the generator's limit.
 const TRIES: usize = 2;
 
+/// When each request reached the target's handler, while `on`.
+#[derive(Default)]
+struct Arrivals {
+    on: AtomicBool,
+    at: Mutex<Vec<Instant>>,
+}
+
 struct Step {
     rate: f64,
     received: f64,
@@ -41,6 +74,11 @@ struct Step {
 }
 
 fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let part = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
     // The target gets its own runtime and threads, as it would under wrk.
     let target_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -49,12 +87,17 @@ fn main() {
         .expect("a runtime for the target");
     let hits = Arc::new(AtomicU64::new(0));
     let counter = hits.clone();
+    let arrivals = Arc::new(Arrivals::default());
+    let log = arrivals.clone();
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let addr = target_rt.block_on(async {
         let app = Router::new().route(
             "/api/products",
             get(move || {
+                if log.on.load(Ordering::Relaxed) {
+                    log.at.lock().push(Instant::now());
+                }
                 counter.fetch_add(1, Ordering::Relaxed);
                 async { ([("content-type", "application/json")], "[]") }
             }),
@@ -78,11 +121,22 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime for the generator");
+    if part("latency") {
+        latency(&gen_rt, &base_url, &arrivals);
+    }
+    if part("rate") {
+        max_rate(&gen_rt, &base_url, &hits);
+    }
+    stop.cancel();
+    target_rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+fn max_rate(gen_rt: &tokio::runtime::Runtime, base_url: &str, hits: &AtomicU64) {
     let try_once = |client: HttpClient, rate: f64| -> Step {
         let before = hits.load(Ordering::Relaxed);
         let result = gen_rt
             .block_on(run_load(
-                config(&base_url, client, rate),
+                config(base_url, client, rate),
                 CancellationToken::new(),
                 |_| {},
             ))
@@ -160,11 +214,11 @@ fn main() {
     // wrk runs before, between and after the ladders, so each ladder is
     // compared with the wrk runs on either side of it, and a change in the
     // machine's load (it may be shared) shows.
-    let wrk_1 = wrk(&base_url);
+    let wrk_1 = wrk(base_url);
     let (best, _) = ladder(HttpClient::Direct);
-    let wrk_2 = wrk(&base_url);
+    let wrk_2 = wrk(base_url);
     let (goose_best, _) = ladder(HttpClient::Goose);
-    let wrk_3 = wrk(&base_url);
+    let wrk_3 = wrk(base_url);
     let compare = |name: &str, rate: f64, around: [Option<f64>; 2]| {
         let [Some(a), Some(b)] = around else {
             println!("{name}: {rate:.0}/s (no wrk to compare with)");
@@ -191,8 +245,225 @@ fn main() {
         goose_best,
         [wrk_2, wrk_3],
     );
-    stop.cancel();
-    target_rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// Percentiles in milliseconds: p50, p90, p99.
+type Pct = [f64; 3];
+
+fn pct(h: &Histogram<u64>) -> Pct {
+    [0.5, 0.9, 0.99].map(|q| h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant figures is a valid precision")
+}
+
+/// Ours and oha's latency at each of [`LATENCY_RATES`], back to back.
+fn latency(gen_rt: &tokio::runtime::Runtime, base_url: &str, arrivals: &Arrivals) {
+    let oha = Command::new("oha").arg("--version").output().is_ok();
+    println!(
+        "latency at fixed arrival rates, {LATENCY_CONNECTIONS} connections, {LATENCY_HOLD:?} each; \
+         ours from the slot's time, oha with --latency-correction"
+    );
+    if !oha {
+        println!("  oha: not installed, skipped (`cargo install oha --locked` to compare)");
+    }
+    let mut rows = Vec::new();
+    for rate in LATENCY_RATES {
+        let ours = ours_at(gen_rt, base_url, arrivals, rate);
+        let (theirs, oha_late) = if oha {
+            arrivals.at.lock().clear();
+            arrivals.on.store(true, Ordering::Relaxed);
+            let theirs = oha_at(base_url, rate);
+            arrivals.on.store(false, Ordering::Relaxed);
+            let at = std::mem::take(&mut *arrivals.at.lock());
+            (theirs, slot_to_handler(&at, rate))
+        } else {
+            (None, None)
+        };
+        let [a, b, c] = ours.total;
+        print!("  {rate:>5.0}/s  ours p50/p90/p99 {a:.3} / {b:.3} / {c:.3} ms");
+        match theirs {
+            Some([x, y, z]) => println!("   oha {x:.3} / {y:.3} / {z:.3} ms"),
+            None => println!(),
+        }
+        match ours.steps {
+            Some([wake, send, answer]) => println!(
+                "          ours step by step, p50 (p99) ms: slot->send {:.3} ({:.3}), \
+                 send->handler {:.3} ({:.3}), handler->answer {:.3} ({:.3})",
+                wake[0], wake[2], send[0], send[2], answer[0], answer[2]
+            ),
+            None => println!("          (steps not matched: some requests failed)"),
+        }
+        // From the ideal slot to the handler, both seen by the target: oha
+        // counts its latency from when its timer woke, not from the slot,
+        // so its own lateness is in neither of its percentiles above.
+        if let (Some(o), Some(t)) = (ours.slot_to_handler, oha_late) {
+            println!(
+                "          slot->handler at the target, p50 (p99) ms: ours {:.3} ({:.3}), \
+                 oha {:.3} ({:.3})",
+                o[0], o[2], t[0], t[2]
+            );
+        }
+        rows.push((rate, ours.total, theirs));
+    }
+    if oha {
+        println!("  ours vs oha (within = 10% or 0.2 ms of oha's, whichever is larger):");
+        for (rate, ours, theirs) in rows {
+            let Some(theirs) = theirs else {
+                println!("  {rate:>5.0}/s  oha gave no figures");
+                continue;
+            };
+            let judge = |i: usize| {
+                let (o, t) = (ours[i], theirs[i]);
+                let within = (o - t).abs() <= f64::max(0.1 * t, 0.2);
+                format!(
+                    "{:.2}x ({:+.3} ms, {})",
+                    o / t,
+                    o - t,
+                    if within { "within" } else { "outside" }
+                )
+            };
+            println!("  {rate:>5.0}/s  p50 {}   p99 {}", judge(0), judge(2));
+        }
+    }
+}
+
+struct Ours {
+    total: Pct,
+    /// From the slot to the target's handler.
+    slot_to_handler: Option<Pct>,
+    /// slot->send, send->handler, handler->answer.
+    steps: Option<[Pct; 3]>,
+}
+
+fn ours_at(
+    gen_rt: &tokio::runtime::Runtime,
+    base_url: &str,
+    arrivals: &Arrivals,
+    rate: f64,
+) -> Ours {
+    let mut c = config(base_url, HttpClient::Direct, rate);
+    c.model = Model::Open {
+        start_rate: rate,
+        stages: vec![Stage {
+            duration: LATENCY_HOLD,
+            target_rate: rate,
+        }],
+        warmup_rate: None,
+        max_users: Some(LATENCY_CONNECTIONS),
+        expected_latency: Duration::from_millis(1),
+    };
+    arrivals.at.lock().clear();
+    arrivals.on.store(true, Ordering::Relaxed);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let result = gen_rt
+        .block_on(run_load_observed(
+            c,
+            CancellationToken::new(),
+            |_| {},
+            Some(tx),
+        ))
+        .expect("the load runs");
+    arrivals.on.store(false, Ordering::Relaxed);
+    let clock = gen_rt
+        .block_on(rx)
+        .expect("the load told when it started")
+        .clock_start;
+    let mut at: Vec<u64> = std::mem::take(&mut *arrivals.at.lock())
+        .into_iter()
+        .map(|t| t.saturating_duration_since(clock).as_micros() as u64)
+        .collect();
+    at.sort_unstable();
+    let mut ops: Vec<_> = result
+        .history
+        .iter()
+        .filter(|o| o.kind == OpKind::ListProducts && o.journey.is_some())
+        .collect();
+    ops.sort_by_key(|o| o.invoke_us);
+    let from_us = result.measured_from_us;
+    let measured = |o: &gauntlet_loadgen::Operation| o.intended_us >= from_us;
+    let mut total = histogram();
+    for o in ops.iter().filter(|o| measured(o)) {
+        let _ = total.record(o.latency_us().max(1));
+    }
+    let matched = ops.len() == at.len();
+    let steps = matched.then(|| {
+        let mut h = [histogram(), histogram(), histogram()];
+        for (o, &arrived) in ops.iter().zip(&at).filter(|(o, _)| measured(o)) {
+            let sent = o.invoke_us.max(o.intended_us);
+            let from = o.intended_us.min(o.invoke_us);
+            let _ = h[0].record(sent.saturating_sub(from));
+            let _ = h[1].record(arrived.saturating_sub(o.invoke_us));
+            let _ = h[2].record(o.complete_us.saturating_sub(arrived));
+        }
+        h.each_ref().map(pct)
+    });
+    let slot_to_handler = matched.then(|| {
+        let mut h = histogram();
+        for (o, &arrived) in ops.iter().zip(&at).filter(|(o, _)| measured(o)) {
+            let _ = h.record(arrived.saturating_sub(o.intended_us));
+        }
+        pct(&h)
+    });
+    Ours {
+        total: pct(&total),
+        slot_to_handler,
+        steps,
+    }
+}
+
+/// How late after its ideal slot each of a constant-rate tool's requests
+/// reached the handler, from the arrivals alone: the k-th arrival belongs
+/// to slot k (at this rate nothing overtakes), and the tool's start is
+/// taken where its earliest arrival puts it (so this is a lower bound).
+fn slot_to_handler(at: &[Instant], rate: f64) -> Option<Pct> {
+    let first = *at.iter().min()?;
+    let mut at: Vec<f64> = at
+        .iter()
+        .map(|t| t.saturating_duration_since(first).as_secs_f64() * 1e6)
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let offsets: Vec<f64> = at
+        .iter()
+        .enumerate()
+        .map(|(k, t)| t - k as f64 * 1e6 / rate)
+        .collect();
+    let start = offsets.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut h = histogram();
+    for o in offsets {
+        let _ = h.record((o - start) as u64);
+    }
+    Some(pct(&h))
+}
+
+/// oha's p50/p90/p99 at `rate`, open loop with latency correction.
+fn oha_at(base_url: &str, rate: f64) -> Option<Pct> {
+    let url = format!("{base_url}/api/products?limit=20");
+    let out = Command::new("oha")
+        .args([
+            "-z",
+            &format!("{}s", LATENCY_HOLD.as_secs()),
+            "-q",
+            &format!("{rate}"),
+            "--latency-correction",
+            "-c",
+            &LATENCY_CONNECTIONS.to_string(),
+            "--no-tui",
+            "--output-format",
+            "json",
+            &url,
+        ])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let p = v.get("latencyPercentiles")?;
+    let ms = |k: &str| {
+        p.get(k)
+            .and_then(serde_json::Value::as_f64)
+            .map(|s| s * 1000.0)
+    };
+    Some([ms("p50")?, ms("p90")?, ms("p99")?])
 }
 
 fn config(base_url: &str, client: HttpClient, rate: f64) -> LoadConfig {

@@ -9,11 +9,7 @@ use tokio::time::Instant;
 use crate::journey::{closed_index, Planner};
 use crate::pacer::Pacer;
 use crate::runner::{Ctx, Session};
-
-/// A slot due within this of now is sent at once rather than slept for:
-/// a wait that short would end later than the slot. The latency of a
-/// journey sent early counts from when it was sent.
-const SEND_EARLY: Duration = Duration::from_micros(50);
+use crate::wake::LEAD;
 
 /// How users are paced.
 pub(crate) enum Pace {
@@ -49,7 +45,9 @@ impl Driver {
                 return;
             };
             let now = Instant::now();
-            if due > now + SEND_EARLY {
+            // A slot due within the waking lead is sent at once: a wait
+            // that short would end later than the slot.
+            if due > now + LEAD {
                 tokio::select! {
                     _ = pacer.sleep_until(due) => {}
                     _ = cancel.cancelled() => return,

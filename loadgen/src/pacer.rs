@@ -30,8 +30,8 @@ impl Pacer {
         }
     }
 
-    /// Waits for a slot's time, tens of microseconds late at most on a
-    /// machine with a core to spare (see `wake`).
+    /// Waits for a slot's time, less the waking lead: tens of microseconds
+    /// either side of it on a machine with a core to spare (see `wake`).
     pub async fn sleep_until(&self, due: Instant) {
         self.waker.sleep_until(due).await;
     }
