@@ -4,12 +4,18 @@
 //! Two transports. `Direct` (the default, plain `http://`) gives each goose
 //! user one HTTP/1.1 keep-alive connection of its own on hyper's client
 //! connection API: no pool to check out of, no URL parsed per request, the
-//! request built from pre-parsed parts. That is what lets the generator
-//! come close to wrk on a loopback endpoint, where the pooled client falls
-//! well short (the `max_rate` bench measures both).
+//! request built from pre-parsed parts, and the connection driven by the
+//! user's own task while it waits for its answer (no second task to hand
+//! the request to and the answer back from: two cross-thread wake-ups per
+//! request saved). That is what lets the generator come close to wrk on a
+//! loopback endpoint, where the pooled client falls well short (the
+//! `max_rate` bench measures both).
 //! `Goose` sends with the goose user's own reqwest client, and is the one
 //! that speaks `https://`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,11 +24,10 @@ use goose_reqwest::header::{
 };
 use goose_reqwest::{Client, Method, Url};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -98,21 +103,24 @@ pub(crate) enum Transport {
 /// A user's own HTTP/1.1 connection.
 #[derive(Default)]
 pub(crate) struct Direct {
-    conn: Option<(SendRequest<Full<Bytes>>, JoinHandle<()>)>,
+    conn: Option<Conn>,
 }
+
+/// The two halves of a hyper client connection: where requests go in, and
+/// the future that moves bytes, polled by the user's task (only while it
+/// has a request out, or checks the connection before one). `None` once it
+/// has ended, dropped so that whatever it still owed fails at once.
+struct Conn {
+    send: SendRequest<Full<Bytes>>,
+    driver: Option<Pin<Box<Driver>>>,
+}
+
+type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 impl Direct {
     /// Drops the connection (its state is unknown after a failure).
     fn reset(&mut self) {
-        if let Some((_, task)) = self.conn.take() {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for Direct {
-    fn drop(&mut self) {
-        self.reset();
+        self.conn = None;
     }
 }
 
@@ -198,10 +206,17 @@ impl Http {
     }
 
     async fn direct(&self, d: &mut Direct, call: &Call<'_>) -> Exchange {
-        if let Some((send, _)) = &mut d.conn {
+        if let Some(c) = &mut d.conn {
             // A connection the server closed while idle is remade: nothing
-            // was sent on it.
-            if send.ready().await.is_err() {
+            // was sent on it. The driver sees the close when polled.
+            let ended = match &mut c.driver {
+                Some(driver) => {
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    driver.as_mut().poll(&mut cx).is_ready()
+                }
+                None => true,
+            };
+            if ended || c.send.is_closed() {
                 d.reset();
             }
         }
@@ -211,7 +226,7 @@ impl Http {
                 Err(why) => return Exchange::NotSent(why),
             }
         }
-        let Some((send, _)) = &mut d.conn else {
+        let Some(Conn { send, driver }) = &mut d.conn else {
             return Exchange::NotSent("no connection".into());
         };
         let mut request = hyper::Request::builder()
@@ -233,31 +248,53 @@ impl Http {
             Ok(r) => r,
             Err(e) => return Exchange::NotSent(detail(&format!("bad request: {e}"))),
         };
-        let response = match send.send_request(request).await {
-            Ok(r) => r,
-            Err(e) => return Exchange::Lost(detail(&format!("connection lost: {e}"))),
+        let exchange = async {
+            if send.ready().await.is_err() {
+                return Exchange::NotSent(
+                    "no connection: closed before the request was sent".into(),
+                );
+            }
+            let response = match send.send_request(request).await {
+                Ok(r) => r,
+                Err(e) => return Exchange::Lost(detail(&format!("connection lost: {e}"))),
+            };
+            let status = response.status().as_u16();
+            match response.into_body().collect().await {
+                Ok(body) => Exchange::Answered(status, body.to_bytes()),
+                Err(e) => Exchange::BodyLost(status, detail(&format!("body lost: {e}"))),
+            }
         };
-        let status = response.status().as_u16();
-        match response.into_body().collect().await {
-            Ok(body) => Exchange::Answered(status, body.to_bytes()),
-            Err(e) => Exchange::BodyLost(status, detail(&format!("body lost: {e}"))),
-        }
+        let mut exchange = std::pin::pin!(exchange);
+        // The exchange queues the request, the driver writes it and reads
+        // the answer, the exchange then takes it: all in this one task.
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(e) = exchange.as_mut().poll(cx) {
+                return Poll::Ready(e);
+            }
+            if let Some(d) = driver {
+                if d.as_mut().poll(cx).is_ready() {
+                    *driver = None;
+                }
+            }
+            exchange.as_mut().poll(cx)
+        })
+        .await
     }
 
-    async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, JoinHandle<()>), Box<str>> {
+    async fn connect(&self) -> Result<Conn, Box<str>> {
         let no = |e: &dyn std::fmt::Display| detail(&format!("no connection: {e}"));
         let stream = TcpStream::connect(&self.authority)
             .await
             .map_err(|e| no(&e))?;
         // Requests are small and answered one at a time: no Nagle delay.
         let _ = stream.set_nodelay(true);
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (send, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| no(&e))?;
-        let task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok((send, task))
+        Ok(Conn {
+            send,
+            driver: Some(Box::pin(driver)),
+        })
     }
 
     async fn goose(&self, client: &Client, call: &Call<'_>) -> Exchange {

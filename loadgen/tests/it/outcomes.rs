@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gauntlet_loadgen::{HttpClient, Mix, OpKind, Outcome};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::common::{browse_at, run, Target};
@@ -90,6 +90,53 @@ async fn a_connection_lost_after_sending_is_unknown() {
         }
     }
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closes_after_answering_is_remade() {
+    // Answers one request per connection, then hangs up: once saying so
+    // (`connection: close`), once without a word (as an idle timeout does).
+    for announce in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let close = if announce {
+                        "connection: close\r\n"
+                    } else {
+                        ""
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: 2\r\n{close}\r\n[]"
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        for client in CLIENTS {
+            let mut config = browse_at(&format!("http://{addr}"), 20.0, 1.0);
+            config.client = client;
+            let result = run(config).await;
+            assert_eq!(result.history.len(), 20);
+            for op in &result.history {
+                assert_eq!(
+                    op.outcome,
+                    Outcome::Ok,
+                    "announce {announce}, {client:?}: {op:?}"
+                );
+            }
+        }
+        server.abort();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
