@@ -3,8 +3,8 @@
 //! and undo recorded with its time for the report.
 //!
 //! Network faults go to the embedded proxy, or to a real Toxiproxy server
-//! through the `toxiproxy_rust` client (blocking: run off the async
-//! runtime). Crashes and provider behaviour act on the system directly.
+//! (links through the `toxiproxy_rust` client, blocking, so run off the
+//! async runtime; toxics through its HTTP API, see `toxiproxy`). Crashes and provider behaviour act on the system directly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -406,10 +406,7 @@ impl Target {
                 .add_toxic(link, toxic.clone())
                 .map(|t| t.name)
                 .map_err(|e| e.to_string()),
-            Network::Toxiproxy(addr) => {
-                let (addr, link2, toxic2) = (addr.clone(), link.to_string(), toxic.clone());
-                blocking(move || toxiproxy::add_toxic(&addr, &link2, &toxic2)).await
-            }
+            Network::Toxiproxy(addr) => toxiproxy::add_toxic(&self.http, addr, link, toxic).await,
             Network::None => Err(format!("no fault proxy in front of {link}")),
         }
     }
@@ -417,10 +414,7 @@ impl Target {
     async fn remove_toxic(&self, link: &str, name: &str) -> Result<(), String> {
         match &self.network {
             Network::Embedded(chaos) => chaos.remove_toxic(link, name).map_err(|e| e.to_string()),
-            Network::Toxiproxy(addr) => {
-                let (addr, link) = (addr.clone(), link.to_string());
-                blocking(move || toxiproxy::remove_toxics(&addr, &link)).await
-            }
+            Network::Toxiproxy(addr) => toxiproxy::remove_toxic(&self.http, addr, link, name).await,
             Network::None => Err(format!("no fault proxy in front of {link}")),
         }
     }
@@ -488,46 +482,96 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("toxiproxy client failed: {e}"))?
 }
 
-/// The same faults through a real Toxiproxy server, with `toxiproxy_rust`.
+/// The same faults through a real Toxiproxy server. Links go up and down
+/// with the `toxiproxy_rust` client; toxics are added and removed through
+/// Toxiproxy's HTTP API directly, because the client names every toxic
+/// `<type>_<stream>` itself, knows no `reset_peer`, and can only delete all
+/// of a proxy's toxics at once: two faults on one link would undo each
+/// other.
 mod toxiproxy {
     use super::*;
+    use gauntlet_chaos::Toxic;
     use toxiproxy_rust::client::Client;
 
-    pub fn add_toxic(addr: &str, link: &str, toxic: &ToxicSpec) -> Result<String, String> {
-        let proxy = Client::new(addr).find_proxy(link)?;
-        let stream = toxic.stream.as_str().to_string();
-        let t = toxic.toxicity;
-        // The client names toxics itself (`<type>_<stream>`) and knows no
-        // reset_peer; a custom name cannot be honoured through it.
-        match &toxic.kind {
-            ToxicKind::Latency(l) => {
-                proxy.with_latency(stream, l.latency as u32, l.jitter as u32, t)
-            }
-            ToxicKind::Bandwidth(b) => proxy.with_bandwidth(stream, b.rate as u32, t),
-            ToxicKind::SlowClose(s) => proxy.with_slow_close(stream, s.delay as u32, t),
-            ToxicKind::Timeout(x) => proxy.with_timeout(stream, x.timeout as u32, t),
-            ToxicKind::Slicer(s) => proxy.with_slicer(
-                stream,
-                s.average_size as u32,
-                s.size_variation as u32,
-                s.delay as u32,
-                t,
-            ),
-            ToxicKind::LimitData(l) => proxy.with_limit_data(stream, l.bytes as u32, t),
-            ToxicKind::ResetPeer(_) => {
-                return Err("reset_peer cannot be added through the toxiproxy_rust client".into())
-            }
-        };
-        Ok(format!(
-            "{}_{}",
-            toxic.kind.type_name(),
-            toxic.stream.as_str()
-        ))
+    fn url(addr: &str, path: &str) -> String {
+        let base = addr.trim_end_matches('/');
+        if base.starts_with("http://") || base.starts_with("https://") {
+            format!("{base}{path}")
+        } else {
+            format!("http://{base}{path}")
+        }
     }
 
-    /// The client can only delete every toxic of a proxy.
-    pub fn remove_toxics(addr: &str, link: &str) -> Result<(), String> {
-        Client::new(addr).find_proxy(link)?.delete_all_toxics()
+    /// `s` as one URL path segment: every byte but the unreserved ones
+    /// percent-encoded, so a name with `/`, `?`, `#` or `>` still reaches
+    /// the right proxy or toxic.
+    pub(super) fn segment(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    async fn refused(what: &str, resp: reqwest::Response) -> String {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        format!("toxiproxy refused to {what}: {status} {}", body.trim())
+    }
+
+    /// `POST /proxies/{link}/toxics`; the toxic's name as the server gave it.
+    pub async fn add_toxic(
+        http: &reqwest::Client,
+        addr: &str,
+        link: &str,
+        toxic: &ToxicSpec,
+    ) -> Result<String, String> {
+        let body = Toxic {
+            name: toxic.resolved_name(),
+            kind: toxic.kind.clone(),
+            stream: toxic.stream,
+            toxicity: toxic.toxicity,
+        };
+        let resp = http
+            .post(url(addr, &format!("/proxies/{}/toxics", segment(link))))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("toxiproxy at {addr}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(refused(&format!("add {} on {link}", body.name), resp).await);
+        }
+        let added: Toxic = resp
+            .json()
+            .await
+            .map_err(|e| format!("toxiproxy at {addr}: unreadable toxic: {e}"))?;
+        Ok(added.name)
+    }
+
+    /// `DELETE /proxies/{link}/toxics/{name}`: that toxic only.
+    pub async fn remove_toxic(
+        http: &reqwest::Client,
+        addr: &str,
+        link: &str,
+        name: &str,
+    ) -> Result<(), String> {
+        let resp = http
+            .delete(url(
+                addr,
+                &format!("/proxies/{}/toxics/{}", segment(link), segment(name)),
+            ))
+            .send()
+            .await
+            .map_err(|e| format!("toxiproxy at {addr}: {e}"))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(refused(&format!("remove {name} from {link}"), resp).await)
+        }
     }
 
     pub fn set_enabled(addr: &str, link: &str, up: bool) -> Result<(), String> {

@@ -372,3 +372,71 @@ fn a_timeline_reads_from_json_and_names_unknown_links() {
         serde_json::from_value::<FaultStep>(json!({"at": "1s", "action": {"type": "meteor"}}));
     assert!(bad.is_err());
 }
+
+#[tokio::test]
+async fn two_toxics_on_one_link_through_the_toxiproxy_api_are_undone_one_by_one() {
+    let mut t = T::start(SystemConfig::default()).await;
+    let api = t.stack.api_addr().unwrap().to_string();
+    let link = "orders->payments";
+    let toxic = |name: &str, kind: ToxicKind| FaultAction::Toxic {
+        link: link.into(),
+        toxic: ToxicStep {
+            kind,
+            stream: None,
+            toxicity: None,
+            name: Some(name.into()),
+        },
+    };
+    let slow = Latency {
+        latency: 50,
+        jitter: 0,
+    };
+    let timeline_steps = vec![
+        // Same type and stream: only their names tell them apart.
+        FaultStep {
+            at: Duration::ZERO,
+            duration: Some(Duration::from_millis(200)),
+            action: toxic("brief", ToxicKind::Latency(slow.clone())),
+        },
+        FaultStep {
+            at: Duration::ZERO,
+            duration: None,
+            action: toxic("lasting", ToxicKind::Latency(slow)),
+        },
+        FaultStep {
+            at: Duration::from_millis(50),
+            duration: None,
+            action: toxic(
+                "reset",
+                ToxicKind::ResetPeer(gauntlet_chaos::ResetPeer { timeout: 0 }),
+            ),
+        },
+    ];
+    let mut timeline = Timeline::new(timeline_steps, t.target(Network::Toxiproxy(api.clone())));
+    timeline.run(&CancellationToken::new()).await;
+    let errors: Vec<_> = timeline
+        .records()
+        .iter()
+        .filter_map(|r| r.error.clone())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    // "brief" was undone at 200 ms; the other two stay until the heal.
+    assert_eq!(toxic_names(&t, &api).await, ["lasting", "reset"]);
+    timeline.heal().await;
+    assert!(toxic_names(&t, &api).await.is_empty());
+    t.stack.stop().await;
+}
+
+/// The names of the toxics on orders->payments, as the API lists them.
+async fn toxic_names(t: &T, api: &str) -> Vec<String> {
+    let url = format!("http://{api}/proxies/orders-%3Epayments/toxics");
+    let toxics = t.get(url).await;
+    let mut names: Vec<String> = toxics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
