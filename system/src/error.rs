@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The JSON body of every error response.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong, in a sentence.
     pub error: String,
+    /// Anything that helps: the problems found, the value refused, the
+    /// allowed methods; `null` when there is nothing to add. Always sent.
     #[serde(default)]
+    #[schema(required = true)]
     pub detail: Value,
 }
 

@@ -26,6 +26,8 @@
 //! - `telemetry.rs`: `/health`, `/info`, `/metrics`, `/circuit-breakers`
 //! - `registry.rs`: instances and their probed health, for the gateway
 //! - `error.rs`: the JSON error body every service answers with
+//! - `integer.rs`: integers in request bodies as JSON Schema counts them (`52.0` is 52)
+//! - `openapi.rs`: the gateway's public API as an OpenAPI 3.1 document (`system/openapi.json`)
 //! - `services/`: one module per service; `orders/saga.rs` is the saga
 //!
 //! # Example
@@ -44,6 +46,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod integer;
+pub mod openapi;
 pub mod registry;
 pub mod server;
 pub mod service;

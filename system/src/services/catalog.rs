@@ -23,20 +23,29 @@ use crate::service::{Built, ServiceContext, StartError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/catalog");
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
     pub name: String,
     pub price_cents: i64,
+    /// In stock now: not reserved by any order.
     pub stock: i64,
+    /// The stock it was created with.
     pub initial_stock: i64,
 }
 
-#[derive(Debug, Deserialize)]
+/// A product to create; the bounds are the ones its handler checks.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    /// Anything with a character that is not whitespace; stored trimmed.
+    #[schema(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub name: String,
+    #[serde(deserialize_with = "crate::integer::i64")]
+    #[schema(minimum = 0)]
     pub price_cents: i64,
+    #[serde(deserialize_with = "crate::integer::i64")]
+    #[schema(minimum = 0)]
     pub stock: i64,
 }
 
@@ -107,12 +116,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(product)))
 }
 
-#[derive(Debug, Deserialize)]
+/// `GET /products`' query: a page of products in id order.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Page {
+#[into_params(parameter_in = Query)]
+pub(crate) struct Page {
+    /// How many products at most; any integer, taken as 1 to 1000.
     #[serde(default = "default_limit")]
+    #[param(default = 100)]
     limit: i64,
+    /// Only products with a greater id (the last id of the previous page).
     #[serde(default)]
+    #[param(default = 0)]
     after: i64,
 }
 

@@ -165,7 +165,23 @@ async fn not_found(req: Request) -> ApiError {
         StatusCode::NOT_FOUND,
         format!("no route {} {}", parts.method, parts.uri.path()),
     )
-    .with_detail("the API: /api/users, /api/products, /api/orders, /services/status")
+    .with_detail("the API: /api/users, /api/products, /api/orders, /services/status, /openapi.json")
+}
+
+/// Any other method on a read-only path: 405 in JSON, as on `/api`.
+async fn only_get(req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    drain(body).await;
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {}", parts.uri.path(), parts.method),
+    )
+    .with_detail("allowed: GET, HEAD")
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 pub fn app(state: GatewayState) -> Router {
@@ -180,7 +196,11 @@ pub fn app(state: GatewayState) -> Router {
             state.edge.clone(),
             edge,
         ));
-    api.route("/services/status", get(status))
+    api.route("/services/status", get(status).fallback(only_get))
+        .route(
+            "/openapi.json",
+            get(crate::openapi::serve).fallback(only_get),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -425,6 +445,50 @@ mod tests {
                 "{path}: {json}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_is_served_and_has_every_route_and_method() {
+        let req = Request::builder()
+            .uri("/openapi.json")
+            .body(Body::empty())
+            .expect("a request");
+        let resp = gateway().oneshot(req).await.expect("an answer");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        assert_eq!(bytes, crate::openapi::document().as_bytes());
+        let spec: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        // The document's /api paths are exactly ROUTES, method for method.
+        let mut documented = Vec::new();
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            let shape = path.replace("{id}", "{}");
+            let mut methods: Vec<String> = item
+                .as_object()
+                .expect("a path item")
+                .keys()
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
+            methods.sort();
+            documented.push((shape, methods));
+        }
+        documented.sort();
+        let mut routes: Vec<(String, Vec<String>)> = ROUTES
+            .iter()
+            .map(|(shape, methods)| {
+                let mut m: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
+                m.sort();
+                (shape.to_string(), m)
+            })
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
+        let (status, headers, json) = call(Method::POST, "/openapi.json", None, vec![]).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET, HEAD");
+        assert_eq!(json["error"], "/openapi.json does not take POST");
     }
 
     #[tokio::test]

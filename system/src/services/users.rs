@@ -15,22 +15,31 @@ use crate::service::{Built, ServiceContext, StartError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/users");
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub name: String,
     pub email: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A user to create. The patterns are the rules its handler checks, so a
+/// client can tell a valid user before sending it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// Anything with a character that is not whitespace; stored trimmed.
+    #[schema(pattern = r"[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")]
     pub name: String,
+    /// `local@domain`, the domain with a dot in it (surrounding whitespace
+    /// is trimmed). Unique, compared in ASCII lower case.
+    #[schema(
+        pattern = r"^[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^@]*@[\s\S]*\."
+    )]
     pub email: String,
 }
 
 impl NewUser {
-    fn validate(&self) -> Result<(), ApiError> {
+    pub(crate) fn validate(&self) -> Result<(), ApiError> {
         let mut problems = Vec::new();
         if self.name.trim().is_empty() {
             problems.push("name must not be empty");

@@ -58,7 +58,9 @@ pub struct OrdersState {
     async_orders: Option<events::AsyncOrders>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// How an order is carried out: `sync`, a saga over HTTP while the client
+/// waits; `async`, events through Kafka after a 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Flow {
     #[default]
@@ -66,18 +68,24 @@ pub enum Flow {
     Async,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// An order to place. A `user_id` or `product_id` that does not exist is
+/// answered 422.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
+    #[serde(deserialize_with = "crate::integer::i64")]
     pub user_id: i64,
+    #[serde(deserialize_with = "crate::integer::i64")]
     pub product_id: i64,
+    #[serde(deserialize_with = "crate::integer::i64")]
+    #[schema(minimum = 1)]
     pub quantity: i64,
     #[serde(default)]
     pub flow: Flow,
 }
 
 /// An order with its saga log, as `GET /orders/{id}` answers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct OrderView {
     #[serde(flatten)]
     pub order: Order,
@@ -206,10 +214,18 @@ async fn place(
         .get(&format!("/products/{}", req.product_id))
         .await
         .map_err(dependency)?;
+    // Well-formed, like an unknown product: it cannot be priced, so 422.
     let total_cents = product
         .price_cents
         .checked_mul(req.quantity)
-        .ok_or_else(|| ApiError::bad_request("quantity too large"))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "quantity too large").with_detail(
+                format!(
+                    "{} x {} cents does not fit in 64 bits",
+                    req.quantity, product.price_cents
+                ),
+            )
+        })?;
     let new = store::NewOrder {
         user_id: user.id,
         product_id: product.id,
@@ -324,15 +340,24 @@ async fn fetch(
     Ok(Json(OrderView { order, saga }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `GET /orders`' query: orders in id order, for checkers.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only orders in this status (`PENDING`, `CONFIRMED`, `CANCELLED`).
     status: Option<String>,
+    /// Only orders whose saga is not done yet.
     #[serde(default)]
+    #[param(default = false)]
     open: bool,
+    /// Only orders with a greater id (the last id of the previous page).
     #[serde(default)]
+    #[param(default = 0)]
     after: i64,
+    /// How many orders at most; any integer, taken as 1 to 10000.
     #[serde(default = "default_limit")]
+    #[param(default = 1000)]
     limit: i64,
 }
 

@@ -31,16 +31,20 @@ pub mod log {
     pub const CANCEL_ORDER: &str = "cancel_order";
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct Order {
     pub id: i64,
     pub user_id: i64,
     pub product_id: i64,
     pub quantity: i64,
     pub total_cents: i64,
+    /// `sync` or `async`.
     pub flow: String,
+    /// `PENDING`, then `CONFIRMED` or `CANCELLED`.
     pub status: String,
+    /// Where the saga stands (`reserve`, `charge`, ..., `done`).
     pub saga_step: String,
+    /// Why it was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     /// Milliseconds since the Unix epoch.
@@ -56,7 +60,8 @@ impl Order {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq)]
+/// One line of an order's saga log.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct SagaEntry {
     pub step: String,
     pub action: String,
