@@ -88,10 +88,46 @@ pub struct LoadConfig {
     /// Sent as `Authorization: Bearer <key>` when the gateway wants one.
     #[serde(default)]
     pub api_key: Option<String>,
+    /// When set, each user signs a JWT of its own at its start and sends
+    /// it instead of `api_key` (see [`TokenConfig`]).
+    #[serde(default)]
+    pub token: Option<TokenConfig>,
     /// How requests are sent.
     #[serde(default)]
     pub client: HttpClient,
 }
+
+/// The JWT each user signs for itself (HS256): `sub` = `load-<user>`
+/// (`load-setup` for the set-up's requests), so a per-subject limit at the
+/// gateway applies to each user apart; `iat` and `nbf` now, `exp` past the
+/// run's planned end by [`TOKEN_MARGIN`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The secret the gateway checks HS256 tokens with.
+    pub hs256_secret: String,
+    /// The `iss` claim, when the gateway wants one.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The `aud` claim, when the gateway wants one.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+impl TokenConfig {
+    /// A token for `sub`, valid for `lifetime` from now: for a client of
+    /// the same gateway other than the load's users (the harness stocking
+    /// the catalog, say).
+    pub fn sign(&self, sub: &str, lifetime: Duration) -> Result<String, String> {
+        let bearer = crate::token::Signer::new(self, lifetime).bearer(sub)?;
+        let text = bearer.to_str().map_err(|e| e.to_string())?;
+        Ok(text.trim_start_matches("Bearer ").to_string())
+    }
+}
+
+/// How long a user's token outlives the run's planned end: room for the
+/// set-up, the drain and a slow last request.
+pub const TOKEN_MARGIN: Duration = Duration::from_secs(120);
 
 /// How each goose user sends its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -283,6 +319,7 @@ impl LoadConfig {
             max_quantity: DEFAULT_MAX_QUANTITY,
             run_tag: None,
             api_key: None,
+            token: None,
             client: HttpClient::Direct,
         }
     }
@@ -391,6 +428,11 @@ impl LoadConfig {
                 errors.push("api_key: must be visible ASCII with no spaces".into());
             }
         }
+        if let Some(token) = &self.token {
+            if token.hs256_secret.is_empty() {
+                errors.push("token.hs256_secret: must not be empty".into());
+            }
+        }
         if let Some(tag) = &self.run_tag {
             let ok = !tag.is_empty()
                 && tag.len() <= 40
@@ -408,6 +450,25 @@ impl LoadConfig {
         } else {
             Err(errors)
         }
+    }
+
+    /// How long the load is planned to run, warm-up and ramp included.
+    pub fn planned_duration(&self) -> Duration {
+        let load = match &self.model {
+            Model::Open { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            Model::Closed {
+                users,
+                increase_per_sec,
+                duration,
+                ..
+            } => {
+                let ramp = increase_per_sec
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .map_or(0.0, |r| f64::from(*users) / r);
+                *duration + Duration::from_secs_f64(ramp.min(86_400.0))
+            }
+        };
+        self.warmup + load
     }
 
     /// The goose users the run starts: the open model's pool, or the

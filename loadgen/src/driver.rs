@@ -29,7 +29,7 @@ impl Driver {
     /// One goose user's whole life: journeys until the load ends or the
     /// run is cancelled; then its log is handed in.
     pub async fn run_user(&self, client: Client, user: usize) {
-        let mut s = self.ctx.session(client);
+        let mut s = self.ctx.session(client, &format!("load-{user}"));
         match &self.pace {
             Pace::Open(pacer) => self.open(pacer, &mut s).await,
             Pace::Closed { deadline, think } => self.closed(user, *deadline, *think, &mut s).await,

@@ -84,7 +84,6 @@ pub(crate) struct Answer {
 
 /// What every request of a run shares.
 pub(crate) struct Http {
-    pub auth: Option<HeaderValue>,
     /// `host:port`, the `Host` header and where direct connections go.
     pub authority: String,
     pub host: HeaderValue,
@@ -136,11 +135,13 @@ enum Exchange {
 }
 
 impl Http {
-    /// Sends `call` and reads the whole answer within the request timeout;
-    /// `cancel` abandons it (the outcome is then unknown).
+    /// Sends `call` (with `auth` as its `Authorization`) and reads the
+    /// whole answer within the request timeout; `cancel` abandons it (the
+    /// outcome is then unknown).
     pub async fn send(
         &self,
         transport: &mut Transport,
+        auth: Option<&HeaderValue>,
         call: Call<'_>,
         cancel: &CancellationToken,
     ) -> Answer {
@@ -148,8 +149,8 @@ impl Http {
         let result = {
             let exchange = async {
                 match transport {
-                    Transport::Direct(d) => self.direct(d, &call).await,
-                    Transport::Goose(c) => self.goose(c, &call).await,
+                    Transport::Direct(d) => self.direct(d, auth, &call).await,
+                    Transport::Goose(c) => self.goose(c, auth, &call).await,
                 }
             };
             tokio::select! {
@@ -205,7 +206,12 @@ impl Http {
         answer
     }
 
-    async fn direct(&self, d: &mut Direct, call: &Call<'_>) -> Exchange {
+    async fn direct(
+        &self,
+        d: &mut Direct,
+        auth: Option<&HeaderValue>,
+        call: &Call<'_>,
+    ) -> Exchange {
         if let Some(c) = &mut d.conn {
             // A connection the server closed while idle is remade: nothing
             // was sent on it. The driver sees the close when polled.
@@ -240,7 +246,7 @@ impl Http {
         if let Some(key) = call.idempotency_key {
             request = request.header(IDEMPOTENCY_KEY, key);
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = auth {
             request = request.header(AUTHORIZATION, auth.clone());
         }
         let body = Full::new(Bytes::from(call.body.clone().unwrap_or_default()));
@@ -297,7 +303,12 @@ impl Http {
         })
     }
 
-    async fn goose(&self, client: &Client, call: &Call<'_>) -> Exchange {
+    async fn goose(
+        &self,
+        client: &Client,
+        auth: Option<&HeaderValue>,
+        call: &Call<'_>,
+    ) -> Exchange {
         let mut builder = client.request(method(call.kind), call.link.url.clone());
         if let Some(body) = &call.body {
             builder = builder
@@ -307,7 +318,7 @@ impl Http {
         if let Some(key) = call.idempotency_key {
             builder = builder.header(IDEMPOTENCY_KEY, key);
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = auth {
             builder = builder.header(AUTHORIZATION, auth.clone());
         }
         let response = match builder.send().await {

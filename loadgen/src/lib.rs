@@ -37,6 +37,7 @@
 //! - `runner`: a journey's requests; `http`: one request on either
 //!   transport, and how its ending reads (ok / fail / unknown).
 //! - `setup`: the catalog and customers read or made before the load.
+//! - `token`: the JWT each user signs for itself when the gateway wants one.
 //! - [`history`]: [`Operation`], the client history.
 //! - `recorder`: per-user logs with no shared lock on the hot path.
 //! - [`result`]: [`LoadResult`], histograms overall and per second.
@@ -92,10 +93,11 @@ mod run;
 mod runner;
 pub mod schedule;
 mod setup;
+mod token;
 mod wake;
 
 pub use attack::USER_AGENT;
-pub use config::{Flow, HttpClient, LoadConfig, Mix, Model, Poll, Stage};
+pub use config::{Flow, HttpClient, LoadConfig, Mix, Model, Poll, Stage, TokenConfig};
 pub use error::LoadError;
 pub use history::{OpKind, Operation, Outcome};
 pub use journey::{JourneyKind, JourneyPlan, Planner};

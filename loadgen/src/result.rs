@@ -21,24 +21,48 @@ fn histogram(sigfig: u8) -> Histogram<u64> {
     Histogram::new(sigfig).unwrap_or_else(|_| unreachable!())
 }
 
-/// Requests by how they ended.
+/// Requests by how they ended. A request the gateway refused at its edge
+/// (401 unauthorized, 429 rate limited) is counted apart, not as a
+/// failure: the system did what it was told to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub ok: u64,
     pub fail: u64,
     pub unknown: u64,
+    /// Answered 401: no token, or one the gateway refused.
+    #[serde(default)]
+    pub unauthorized: u64,
+    /// Answered 429: over a rate limit.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Counts {
     pub fn total(&self) -> u64 {
-        self.ok + self.fail + self.unknown
+        self.ok + self.fail + self.unknown + self.rejected()
     }
 
-    fn add(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Ok => self.ok += 1,
-            Outcome::Fail => self.fail += 1,
-            Outcome::Unknown => self.unknown += 1,
+    /// Refused at the edge: unauthorized or rate limited.
+    pub fn rejected(&self) -> u64 {
+        self.unauthorized + self.rate_limited
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &Counts) {
+        self.ok += other.ok;
+        self.fail += other.fail;
+        self.unknown += other.unknown;
+        self.unauthorized += other.unauthorized;
+        self.rate_limited += other.rate_limited;
+    }
+
+    fn add(&mut self, outcome: Outcome, status: Option<u16>) {
+        match (outcome, status) {
+            (Outcome::Fail, Some(401)) => self.unauthorized += 1,
+            (Outcome::Fail, Some(429)) => self.rate_limited += 1,
+            (Outcome::Ok, _) => self.ok += 1,
+            (Outcome::Fail, _) => self.fail += 1,
+            (Outcome::Unknown, _) => self.unknown += 1,
         }
     }
 }
@@ -61,7 +85,7 @@ impl EndpointResult {
     }
 
     fn add(&mut self, op: &Operation) {
-        self.counts.add(op.outcome);
+        self.counts.add(op.outcome, op.status);
         record_latency(&mut self.latency, op.latency_us());
     }
 
@@ -206,9 +230,7 @@ impl LoadResult {
     pub fn overall(&self) -> EndpointResult {
         let mut all = EndpointResult::new(SIGFIG);
         for e in self.endpoints.values() {
-            all.counts.ok += e.counts.ok;
-            all.counts.fail += e.counts.fail;
-            all.counts.unknown += e.counts.unknown;
+            all.counts.merge(&e.counts);
             // Both auto-resize, so adding cannot fall out of range.
             let _ = all.latency.add(&e.latency);
         }
@@ -361,6 +383,12 @@ mod tests {
         a.record(op(2, Some(0), 500_000, 7, Outcome::Ok), &live);
         b.record(op(1, Some(1), 1_000_000, 1_000, Outcome::Fail), &live);
         b.record(op(3, Some(2), 2_500_000, 2_000, Outcome::Unknown), &live);
+        // Refused at the edge: counted apart from the failures.
+        for (id, status) in [(4, 401), (5, 429)] {
+            let mut refused = op(id, Some(2), 2_600_000, 100, Outcome::Fail);
+            refused.status = Some(status);
+            a.record(refused, &live);
+        }
         let r = LoadResult::assemble(
             vec![a, b],
             Meta {
@@ -377,7 +405,7 @@ mod tests {
         );
         assert_eq!(
             r.history.iter().map(|o| o.id).collect::<Vec<_>>(),
-            vec![0, 1, 2, 3]
+            vec![0, 1, 2, 3, 4, 5]
         );
         let e = r.endpoint(OpKind::ListProducts).unwrap();
         assert_eq!(
@@ -385,7 +413,9 @@ mod tests {
             Counts {
                 ok: 0,
                 fail: 1,
-                unknown: 1
+                unknown: 1,
+                unauthorized: 1,
+                rate_limited: 1,
             }
         );
         assert_eq!(r.windows.len(), 2);
@@ -395,7 +425,8 @@ mod tests {
         );
         assert_eq!(r.missed_arrivals, 1);
         let s = r.summary();
-        assert_eq!(s.overall.counts.total(), 2);
+        assert_eq!(s.overall.counts.total(), 4);
+        assert_eq!(s.overall.counts.rejected(), 2);
         assert!((s.overall.latency_ms.max - 2.0).abs() < 0.01);
         serde_json::to_string(&s).unwrap();
     }

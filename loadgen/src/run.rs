@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::attack::{self, Attack, USER_AGENT};
-use crate::config::{LoadConfig, Model};
+use crate::config::{LoadConfig, Model, TOKEN_MARGIN};
 use crate::driver::{Driver, Pace};
 use crate::error::LoadError;
 use crate::http::Http;
@@ -23,6 +23,7 @@ use crate::result::Meta;
 use crate::runner::{Ctx, Urls};
 use crate::schedule::Schedule;
 use crate::setup;
+use crate::token::Signer;
 
 /// How often [`Progress`] is reported.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -106,9 +107,14 @@ where
         }
     };
     let host = HeaderValue::from_str(&authority).map_err(|e| bad_url(e.to_string()))?;
+    let signer = config
+        .token
+        .as_ref()
+        .map(|t| Signer::new(t, config.planned_duration() + TOKEN_MARGIN));
     let mut ctx = Ctx {
+        api_key: auth,
+        signer,
         http: Http {
-            auth,
             authority,
             host,
             timeout: config.request_timeout,
@@ -145,7 +151,7 @@ where
         ok: 0,
         errors: 0,
     });
-    let mut session = ctx.session(client);
+    let mut session = ctx.session(client, "load-setup");
     let prepared = setup::prepare(&ctx, &mut session, &config).await;
     live.logs.lock().push(session.log);
     (ctx.catalog, ctx.customers) = prepared?;

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use goose_reqwest::header::HeaderValue;
 use goose_reqwest::Client;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -14,6 +15,7 @@ use crate::history::{detail, OpKind, Operation, Outcome};
 use crate::http::{Answer, Call, Direct, Http, Link, Transport};
 use crate::journey::{JourneyKind, JourneyPlan};
 use crate::recorder::{Clock, Live, UserLog};
+use crate::token::Signer;
 
 /// How many products a browse asks for.
 const BROWSE_LIMIT: u32 = 20;
@@ -53,6 +55,8 @@ impl Urls {
 /// users), and its log.
 pub(crate) struct Session {
     pub transport: Transport,
+    /// The `Authorization` this user sends: its own token, or the API key.
+    pub auth: Option<HeaderValue>,
     pub cancel: CancellationToken,
     pub log: UserLog,
 }
@@ -60,6 +64,10 @@ pub(crate) struct Session {
 /// Everything a journey needs, shared by every user of a run.
 pub(crate) struct Ctx {
     pub http: Http,
+    /// `Bearer <api_key>`, when the config has one.
+    pub api_key: Option<HeaderValue>,
+    /// Signs each user's own token, when the gateway wants JWTs.
+    pub signer: Option<Signer>,
     pub urls: Urls,
     /// Product ids orders pick from.
     pub catalog: Vec<i64>,
@@ -105,14 +113,20 @@ fn is_terminal(status: &str) -> bool {
 }
 
 impl Ctx {
-    /// A session for one user (or the set-up).
-    /// `client` is the goose user's, used when the config asks for it.
-    pub fn session(&self, client: Client) -> Session {
+    /// A session for one user (or the set-up), who is `subject` in its
+    /// token. `client` is the goose user's, used when the config asks for it.
+    pub fn session(&self, client: Client, subject: &str) -> Session {
+        let token = self.signer.as_ref().and_then(|s| {
+            s.bearer(subject)
+                .map_err(|e| tracing::warn!(error = %e, "sending no token"))
+                .ok()
+        });
         Session {
             transport: match self.client {
                 HttpClient::Direct => Transport::Direct(Direct::default()),
                 HttpClient::Goose => Transport::Goose(client),
             },
+            auth: token.or_else(|| self.api_key.clone()),
             cancel: self.cancel.child_token(),
             log: UserLog::new(&self.live),
         }
@@ -143,7 +157,8 @@ impl Ctx {
         }
     }
 
-    /// `POST /api/users`; the new user's id on success.
+    /// `POST /api/users`; how it ended, its status, and the new user's id
+    /// on success.
     pub async fn create_user(
         &self,
         s: &mut Session,
@@ -151,7 +166,7 @@ impl Ctx {
         name: &str,
         email: &str,
         intended: Instant,
-    ) -> (Outcome, Option<i64>, Option<Box<str>>) {
+    ) -> (Outcome, Option<u16>, Option<i64>, Option<Box<str>>) {
         let body = serde_json::to_vec(&NewUser { name, email }).unwrap_or_default();
         let call = Call {
             kind: OpKind::CreateUser,
@@ -164,7 +179,7 @@ impl Ctx {
             .then(|| serde_json::from_slice::<Created>(&answer.body).ok())
             .flatten()
             .map(|c| c.id);
-        let result = (op.outcome, id, op.detail.clone());
+        let result = (op.outcome, op.status, id, op.detail.clone());
         s.log.record(op, &self.live);
         result
     }
@@ -273,7 +288,10 @@ impl Ctx {
     ) -> (Answer, Operation) {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let kind = call.kind;
-        let answer = self.http.send(&mut s.transport, call, &s.cancel).await;
+        let answer = self
+            .http
+            .send(&mut s.transport, s.auth.as_ref(), call, &s.cancel)
+            .await;
         let invoke_us = self.clock.us(answer.invoked);
         let op = Operation {
             id,

@@ -66,6 +66,7 @@ fn flow(asyn: bool) -> FlowReport {
                 ok,
                 failed,
                 unknown: 0,
+                ..Counts::default()
             };
             let mut errors = BTreeMap::new();
             if failed > 0 {

@@ -61,7 +61,9 @@ pub struct Latency {
     pub max: f64,
 }
 
-/// Client operations by outcome.
+/// Client operations by outcome. Those the gateway refused at its edge
+/// (401 unauthorized, 429 rate limited) are in `total` and counted apart,
+/// not as failures: rates of errors are over the operations it let in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub total: u64,
@@ -69,16 +71,25 @@ pub struct Counts {
     pub failed: u64,
     /// No answer (timeout, dropped connection).
     pub unknown: u64,
+    /// Answered 401 by the gateway: no token, or a refused one.
+    #[serde(default)]
+    pub unauthorized: u64,
+    /// Answered 429 by the gateway: over a rate limit.
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Counts {
-    /// Counts one operation.
-    pub fn add(&mut self, outcome: Outcome) {
+    /// Counts one operation, by its outcome and, when it was answered,
+    /// its status.
+    pub fn add(&mut self, outcome: Outcome, status: Option<u16>) {
         self.total += 1;
-        match outcome {
-            Outcome::Ok => self.ok += 1,
-            Outcome::Fail => self.failed += 1,
-            Outcome::Unknown => self.unknown += 1,
+        match (outcome, status) {
+            (Outcome::Fail, Some(401)) => self.unauthorized += 1,
+            (Outcome::Fail, Some(429)) => self.rate_limited += 1,
+            (Outcome::Ok, _) => self.ok += 1,
+            (Outcome::Fail, _) => self.failed += 1,
+            (Outcome::Unknown, _) => self.unknown += 1,
         }
     }
 
@@ -87,9 +98,19 @@ impl Counts {
         self.failed + self.unknown
     }
 
-    /// (failed + unknown) / total; 0 with no operations.
+    /// Refused at the edge: unauthorized or rate limited.
+    pub fn rejected(&self) -> u64 {
+        self.unauthorized + self.rate_limited
+    }
+
+    /// Operations the gateway let in: all but the rejected.
+    pub fn admitted(&self) -> u64 {
+        self.total.saturating_sub(self.rejected())
+    }
+
+    /// (failed + unknown) / admitted; 0 with no operations admitted.
     pub fn error_rate(&self) -> f64 {
-        ratio(self.errors(), self.total)
+        ratio(self.errors(), self.admitted())
     }
 }
 
@@ -171,9 +192,12 @@ impl Metrics {
         let mut all = Counts::default();
         let mut flows: BTreeMap<String, Counts> = BTreeMap::new();
         for op in &history.ops {
-            all.add(op.outcome);
+            all.add(op.outcome, op.status);
             if let Some(flow) = &op.flow {
-                flows.entry(flow.clone()).or_default().add(op.outcome);
+                flows
+                    .entry(flow.clone())
+                    .or_default()
+                    .add(op.outcome, op.status);
             }
         }
         self.requests.entry(ALL.to_string()).or_insert(all);
@@ -229,7 +253,8 @@ impl Metrics {
                     _ => l.avg,
                 })
             }
-            "requests" | "errors" | "error_rate" | "unknown_rate" => {
+            "requests" | "errors" | "error_rate" | "unknown_rate" | "rejected" | "unauthorized"
+            | "rate_limited" => {
                 let c = self
                     .requests
                     .get(target)
@@ -239,7 +264,10 @@ impl Metrics {
                     "requests" => c.total as f64,
                     "errors" => c.errors() as f64,
                     "error_rate" => c.error_rate(),
-                    _ => ratio(c.unknown, c.total),
+                    "rejected" => c.rejected() as f64,
+                    "unauthorized" => c.unauthorized as f64,
+                    "rate_limited" => c.rate_limited as f64,
+                    _ => ratio(c.unknown, c.admitted()),
                 })
             }
             "throughput" => self
@@ -414,5 +442,41 @@ mod tests {
         m.fill_from_run(&history, &state);
         assert_eq!(m.requests[ALL].total, 4);
         assert_eq!(m.requests[ALL].unknown, 1);
+    }
+
+    #[test]
+    fn refusals_at_the_edge_are_counted_apart_and_out_of_the_error_rate() {
+        let mut c = Counts::default();
+        for (outcome, status) in [
+            (Outcome::Ok, Some(201)),
+            (Outcome::Ok, Some(200)),
+            (Outcome::Ok, Some(200)),
+            (Outcome::Fail, Some(503)),
+            (Outcome::Fail, Some(401)),
+            (Outcome::Fail, Some(429)),
+            (Outcome::Fail, Some(429)),
+            (Outcome::Unknown, None),
+        ] {
+            c.add(outcome, status);
+        }
+        assert_eq!((c.total, c.ok, c.failed, c.unknown), (8, 3, 1, 1));
+        assert_eq!((c.unauthorized, c.rate_limited, c.rejected()), (1, 2, 3));
+        assert_eq!(c.admitted(), 5);
+        // 2 errors among the 5 let in.
+        assert!((c.error_rate() - 0.4).abs() < 1e-12);
+        let mut m = Metrics::default();
+        m.requests.insert(ALL.into(), c);
+        let value = |gate: &str| {
+            let g: crate::gates::Gate = gate.parse().unwrap();
+            m.value(&g.left).unwrap()
+        };
+        assert_eq!(value("rejected > 0"), 3.0);
+        assert_eq!(value("unauthorized > 0"), 1.0);
+        assert_eq!(value("rate_limited > 0"), 2.0);
+        assert!((value("unknown_rate > 0") - 0.2).abs() < 1e-12);
+        // An older report.json, without the new counts, still reads.
+        let old: Counts =
+            serde_json::from_str(r#"{"total":2,"ok":1,"failed":1,"unknown":0}"#).unwrap();
+        assert_eq!(old.rejected(), 0);
     }
 }

@@ -128,6 +128,62 @@ pub struct SystemSpec {
     /// Attach to a system already running instead of starting one.
     #[serde(default)]
     pub external: Option<External>,
+    /// The gateway's edge policies: JWTs and rate limits.
+    #[serde(default)]
+    pub gateway: GatewaySpec,
+}
+
+/// `[system.gateway]`: who may call the gateway, and how often.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySpec {
+    /// JWTs on: the gateway checks them and every load user signs its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+    /// Rate limits; none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+}
+
+/// `[system.gateway.auth]`: HS256 JWTs. The gateway checks them; each load
+/// user signs one (`sub` = `load-<user>`) with the same secret at its
+/// start, valid for the run. With `[system.external]` the gateway there
+/// must be configured with the same secret, issuer and audience.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    /// The shared HS256 secret, at least 32 bytes.
+    pub hs256_secret: String,
+    /// The `iss` tokens carry and the gateway requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The `aud` tokens carry and the gateway requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Clock skew the gateway allows on `exp`/`nbf`, whole seconds.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub leeway: Option<Duration>,
+}
+
+/// `[system.gateway.limits]`: requests per second let through, per subject
+/// (a JWT's `sub`, else the client's address) and overall; beyond, 429.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_subject_per_sec: Option<u32>,
+    /// Defaults to one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_subject_burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_per_sec: Option<u32>,
+    /// Defaults to one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_burst: Option<u32>,
 }
 
 /// `[system.links."<link>"]`: overrides of one link's resilience settings.

@@ -45,9 +45,7 @@ impl Acc {
     fn add(&mut self, e: &EndpointResult) {
         // Both auto-resize: adding cannot fall out of range.
         let _ = self.latency.add(&e.latency);
-        self.counts.ok += e.counts.ok;
-        self.counts.fail += e.counts.fail;
-        self.counts.unknown += e.counts.unknown;
+        self.counts.merge(&e.counts);
     }
 
     fn counts(&self) -> Counts {
@@ -69,6 +67,8 @@ fn counts(c: &loadgen::Counts) -> Counts {
         ok: c.ok,
         failed: c.fail,
         unknown: c.unknown,
+        unauthorized: c.unauthorized,
+        rate_limited: c.rate_limited,
     }
 }
 
@@ -172,6 +172,12 @@ fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
         .collect()
 }
 
+/// A request the gateway refused at its edge (401, 429): counted as
+/// rejected, not among the errors.
+fn rejected(op: &Operation) -> bool {
+    op.outcome == Outcome::Fail && matches!(op.status, Some(401 | 429))
+}
+
 /// The kind of a failed or unknown operation, as reports count them.
 fn error_kind(op: &Operation) -> String {
     match (op.outcome, op.status) {
@@ -238,7 +244,7 @@ pub fn report(
                 && op
                     .intended_us
                     .is_some_and(|i| i >= leg.load.measured_from_us);
-            if !measured || op.outcome == Outcome::Ok {
+            if !measured || op.outcome == Outcome::Ok || rejected(op) {
                 continue;
             }
             let error = error_kind(op);
@@ -495,7 +501,10 @@ fn flow_report(leg: &Leg, acc: &Acc, own: Option<&FinalState>) -> FlowReport {
         let Some(intended) = op.intended_us else {
             continue;
         };
-        if op.journey.is_none() || op.outcome == Outcome::Ok || intended < leg.load.measured_from_us
+        if op.journey.is_none()
+            || op.outcome == Outcome::Ok
+            || rejected(op)
+            || intended < leg.load.measured_from_us
         {
             continue;
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use gauntlet_loadgen as loadgen;
 use gauntlet_reports::scenario::{External, FaultAction, LinkOverride, LoadModel, Scenario};
 use gauntlet_reports::topology::Service;
-use gauntlet_system::config::default_resilience;
+use gauntlet_system::config::{default_resilience, AuthConfig, LimitsConfig, DEFAULT_LEEWAY};
 use gauntlet_system::{ProviderFaults, SystemConfig};
 
 use crate::timeline::FaultStep;
@@ -17,7 +17,8 @@ use crate::timeline::FaultStep;
 pub const EXPECTED_LATENCY: Duration = Duration::from_millis(500);
 
 /// The system's configuration: the scenario's seed, link overrides on
-/// each link's defaults, and the provider's behaviour.
+/// each link's defaults, the provider's behaviour, and the gateway's JWTs
+/// and rate limits.
 pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
     let mut config = SystemConfig {
         seed: scenario.seed,
@@ -37,6 +38,27 @@ pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
         lost_reply_rate: p.lost_reply_rate,
     };
     config.provider.validate()?;
+    let gateway = &scenario.system.gateway;
+    if let Some(a) = &gateway.auth {
+        config.gateway.auth = Some(AuthConfig {
+            issuer: a.issuer.clone(),
+            audience: a.audience.clone(),
+            leeway: a.leeway.unwrap_or(DEFAULT_LEEWAY),
+            ..AuthConfig::hs256(a.hs256_secret.clone())
+        });
+    }
+    if let Some(l) = &gateway.limits {
+        config.gateway.limits = LimitsConfig {
+            per_subject_per_sec: l.per_subject_per_sec,
+            per_subject_burst: l.per_subject_burst,
+            global_per_sec: l.global_per_sec,
+            global_burst: l.global_burst,
+        };
+    }
+    config
+        .gateway
+        .validate()
+        .map_err(|errors| format!("system.gateway: {}", errors.join("; ")))?;
     Ok(config)
 }
 
@@ -127,6 +149,16 @@ pub fn load_config(
     };
     config.warmup = load.warmup;
     config.flow = flow;
+    config.token = scenario
+        .system
+        .gateway
+        .auth
+        .as_ref()
+        .map(|a| loadgen::TokenConfig {
+            hs256_secret: a.hs256_secret.clone(),
+            issuer: a.issuer.clone(),
+            audience: a.audience.clone(),
+        });
     config
 }
 
@@ -143,7 +175,11 @@ pub fn fault_steps(scenario: &Scenario) -> Result<Vec<FaultStep>, String> {
 pub fn preflight(scenario: &Scenario) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = system_config(scenario) {
-        problems.push(format!("system.provider: {e}"));
+        if e.starts_with("system.gateway") {
+            problems.push(e);
+        } else {
+            problems.push(format!("system.provider: {e}"));
+        }
     }
     let base = scenario
         .system
@@ -317,5 +353,49 @@ action = { type = "poison", topic = "orders", count = 2 }
             ["consumer group payments paused"]
         );
         assert!(active_at(&steps, Duration::from_secs(1), load_len).is_empty());
+    }
+
+    #[test]
+    fn the_gateway_tables_reach_the_system_and_the_load() {
+        let text = r#"
+name = "edge"
+[system.gateway.auth]
+hs256_secret = "a-shared-secret-of-at-least-32-bytes"
+issuer = "me"
+leeway = "5s"
+[system.gateway.limits]
+per_subject_per_sec = 6
+global_per_sec = 100
+global_burst = 200
+[load]
+users = 2
+duration = "5s"
+"#;
+        let s = parse_scenario("edge.toml", text).unwrap();
+        let sys = system_config(&s).unwrap();
+        let auth = sys.gateway.auth.expect("auth on");
+        assert_eq!(
+            auth.hs256_secret.as_deref(),
+            Some("a-shared-secret-of-at-least-32-bytes")
+        );
+        assert_eq!(auth.issuer.as_deref(), Some("me"));
+        assert_eq!(auth.audience, None);
+        assert_eq!(auth.leeway, Duration::from_secs(5));
+        assert_eq!(sys.gateway.limits.per_subject_per_sec, Some(6));
+        assert_eq!(sys.gateway.limits.per_subject_burst, None);
+        assert_eq!(sys.gateway.limits.global_burst, Some(200));
+        let load = load_config(&s, loadgen::Flow::Sync, "http://127.0.0.1:1");
+        let token = load.token.expect("users sign tokens");
+        assert_eq!(token.hs256_secret, "a-shared-secret-of-at-least-32-bytes");
+        assert_eq!(token.issuer.as_deref(), Some("me"));
+        assert!(preflight(&s).is_empty(), "{:?}", preflight(&s));
+        // Off by default: an open gateway, unsigned load.
+        let plain = parse_scenario("plan.toml", SCENARIO).unwrap();
+        assert_eq!(system_config(&plain).unwrap().gateway, Default::default());
+        assert!(
+            load_config(&plain, loadgen::Flow::Sync, "http://127.0.0.1:1")
+                .token
+                .is_none()
+        );
     }
 }

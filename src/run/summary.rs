@@ -46,6 +46,17 @@ pub fn summary(report: &Report, report_json: &std::path::Path) -> String {
             f.throughput,
             lat(&f.latency)
         );
+        if f.requests.rejected() > 0 {
+            // Refused at the edge: not failures, and not in the error rate.
+            let _ = writeln!(
+                w,
+                "        {:<22} {:>7} rejected: {} unauthorized (401), {} rate limited (429)",
+                "gateway",
+                f.requests.rejected(),
+                f.requests.unauthorized,
+                f.requests.rate_limited
+            );
+        }
         if f.settle.count > 0 {
             let _ = writeln!(
                 w,
@@ -56,9 +67,13 @@ pub fn summary(report: &Report, report_json: &std::path::Path) -> String {
             );
         }
         for (endpoint, e) in &f.endpoints {
+            let rejected = match e.requests.rejected() {
+                0 => String::new(),
+                n => format!("  {n} rejected"),
+            };
             let _ = writeln!(
                 w,
-                "        {endpoint:<22} {:>7} ops  {:>5} errors  {}",
+                "        {endpoint:<22} {:>7} ops  {:>5} errors  {}{rejected}",
                 e.requests.total,
                 e.requests.errors(),
                 lat(&e.latency)

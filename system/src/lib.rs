@@ -5,7 +5,7 @@
 //!
 //! | service | owns |
 //! |---|---|
-//! | gateway | routing, API key, rate limit, the service registry |
+//! | gateway | routing, JWT or API key, rate limits (per subject and global), the service registry |
 //! | users | users |
 //! | catalog | products, stock, per-order reservations |
 //! | orders | orders and the saga that sees each through |

@@ -43,7 +43,7 @@ pub async fn run(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: back off, don't spin.
@@ -58,6 +58,9 @@ pub async fn run(
                 let per_request = abort.clone();
                 let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     req.extensions_mut().insert(ConnectionAbort(per_request.clone()));
+                    // What axum's `ConnectInfo` extractor reads: the
+                    // gateway's per-client rate limit keys on it.
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                     app.clone().oneshot(req.map(axum::body::Body::new))
                 });
                 let conn = hyper::server::conn::http1::Builder::new()

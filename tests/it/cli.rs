@@ -103,7 +103,7 @@ fn every_shipped_scenario_is_valid() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 9, "{files:?}");
+    assert!(files.len() >= 10, "{files:?}");
     let out = gauntlet()
         .arg("validate")
         .args(&files)

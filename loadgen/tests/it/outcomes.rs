@@ -33,6 +33,30 @@ async fn a_5xx_is_a_failure_with_its_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_or_429_is_rejected_not_a_failure() {
+    for (status, client) in [(401, HttpClient::Direct), (429, HttpClient::Goose)] {
+        let target = Target::start().await;
+        target.state.behaviour.lock().status = Some(status);
+        let mut config = browse_at(&target.base_url, 20.0, 1.0);
+        config.client = client;
+        let result = run(config).await;
+        assert_eq!(result.history.len(), 20, "{client:?}");
+        for op in &result.history {
+            // In the history a refusal is a failure: nothing was done.
+            assert_eq!(op.outcome, Outcome::Fail, "{op:?}");
+            assert_eq!(op.status, Some(status));
+        }
+        let c = result.endpoint(OpKind::ListProducts).unwrap().counts;
+        assert_eq!((c.ok, c.fail, c.unknown), (0, 0, 0), "{status}");
+        assert_eq!(c.rejected(), 20);
+        assert_eq!(c.total(), 20);
+        let want = if status == 401 { (20, 0) } else { (0, 20) };
+        assert_eq!((c.unauthorized, c.rate_limited), want);
+        assert_eq!(result.summary().overall.counts.rejected(), 20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_is_unknown_not_a_failure() {
     for client in CLIENTS {
         let target = Target::start().await;

@@ -210,3 +210,73 @@ async fn a_run_can_be_spawned_as_a_task() {
     );
     serde_json::to_string(&result.summary()).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_config_each_user_signs_its_own_token() {
+    let target = Target::start().await;
+    let secret = "a-secret-of-at-least-thirty-two-bytes!";
+    let mut config = LoadConfig::new(
+        &target.base_url,
+        Model::Closed {
+            users: 3,
+            increase_per_sec: None,
+            think_time: Duration::from_millis(50),
+            duration: Duration::from_secs(1),
+        },
+    );
+    config.mix = Mix {
+        create_user: 0,
+        browse: 1,
+        place_order: 1,
+        poll_order: 0,
+    };
+    config.customers = 2;
+    // Ignored: a token takes its place.
+    config.api_key = Some("static".into());
+    config.token = Some(gauntlet_loadgen::TokenConfig {
+        hs256_secret: secret.into(),
+        issuer: Some("harness".into()),
+        audience: Some("gateway".into()),
+    });
+    // The set-up's first two requests are refused 429: it waits and goes on.
+    target.state.behaviour.lock().rate_limit_first = 2;
+    let started = Instant::now();
+    let result = run(config).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited after 429"
+    );
+
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_issuer(&["harness"]);
+    v.set_audience(&["gateway"]);
+    v.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut subjects = HashSet::new();
+    let received = target.received();
+    for r in &received {
+        let auth = r.auth.as_deref().expect("every request carries a token");
+        let token = auth.strip_prefix("Bearer ").expect("a bearer token");
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
+            .expect("a token the gateway's secret verifies")
+            .claims;
+        let exp = claims["exp"].as_u64().unwrap();
+        assert!(exp > now + 60, "valid past the run: exp {exp}, now {now}");
+        subjects.insert(claims["sub"].as_str().unwrap().to_string());
+    }
+    assert!(subjects.remove("load-setup"), "{subjects:?}");
+    assert_eq!(subjects.len(), 3, "one subject per user: {subjects:?}");
+    assert!(
+        subjects.iter().all(|s| s.starts_with("load-")),
+        "{subjects:?}"
+    );
+    // The set-up's refused tries are in the history; the load went on.
+    let refused = result
+        .history
+        .iter()
+        .filter(|o| o.journey.is_none() && o.status == Some(429))
+        .count();
+    assert_eq!(refused, 2);
+    assert!(result.overall().counts.ok > 0);
+}

@@ -478,7 +478,7 @@ impl Figures {
 
 /// A window's error rate, if it had enough operations to have one.
 fn window_error_rate(c: &Counts, min_ops: u64) -> Option<f64> {
-    (c.total >= min_ops.max(1)).then(|| c.error_rate())
+    (c.admitted() >= min_ops.max(1)).then(|| c.error_rate())
 }
 
 fn window_secs(w: &Window) -> f64 {

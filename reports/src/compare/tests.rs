@@ -267,6 +267,7 @@ fn counts(total: u64, error_rate: f64) -> Counts {
         ok: total - failed,
         failed,
         unknown: 0,
+        ..Counts::default()
     }
 }
 
@@ -276,6 +277,7 @@ fn add(a: Counts, b: Counts) -> Counts {
         ok: a.ok + b.ok,
         failed: a.failed + b.failed,
         unknown: a.unknown + b.unknown,
+        ..Counts::default()
     }
 }
 

@@ -202,6 +202,7 @@ mod tests {
                 ok: 990,
                 failed: 6,
                 unknown: 4,
+                ..Counts::default()
             },
         );
         m.throughput.insert("sync".into(), 100.0);

@@ -5,7 +5,8 @@
 //! gate      = operand [ "/" operand ] comparison number [ unit ]
 //! operand   = metric [ "(" argument ")" ]
 //! metric    = a name from the registry: p50 … p999, min, max, avg,
-//!             requests, errors, error_rate, unknown_rate, throughput,
+//!             requests, errors, error_rate, unknown_rate, rejected,
+//!             unauthorized, rate_limited, throughput,
 //!             saga.*, breaker.opened, retries, dlq.count, dlq.rate,
 //!             lag.max, lag.final, orders.*, invariants.violations
 //! argument  = endpoint ("POST /api/orders") | flow ("sync", "async") | "all"

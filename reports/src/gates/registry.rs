@@ -114,13 +114,31 @@ pub const METRICS: &[MetricDef] = &[
         "error_rate",
         A::Target,
         Q::Ratio,
-        "(failed + unknown) / operations",
+        "(failed + unknown) / operations let in (all but 401s and 429s)",
     ),
     m(
         "unknown_rate",
         A::Target,
         Q::Ratio,
-        "unknown outcomes (timeouts) / operations",
+        "unknown outcomes (timeouts) / operations let in",
+    ),
+    m(
+        "rejected",
+        A::Target,
+        Q::Count,
+        "client operations the gateway refused: 401 + 429",
+    ),
+    m(
+        "unauthorized",
+        A::Target,
+        Q::Count,
+        "client operations answered 401 (no token, or a refused one)",
+    ),
+    m(
+        "rate_limited",
+        A::Target,
+        Q::Count,
+        "client operations answered 429 (over a rate limit)",
     ),
     m(
         "throughput",

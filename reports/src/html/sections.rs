@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::charts::{
     bands_chart, bars_chart, palette, percentile_chart, time_chart, BandRow, Bar, Meta, Series,
-    Shade, Span, StateColors, TimeChart, AMBER, BLUE, FAULT, GREEN, HALF, ORANGE, RED, TEAL, WIDE,
+    Shade, Span, StateColors, TimeChart, AMBER, BLUE, FAULT, GREEN, GREY, HALF, ORANGE, RED, TEAL,
+    WIDE,
 };
 use super::page::{
     at, badge, bytes, duration, esc, int, ms, note, num, num_cell, pct, ratio, table, tile, utc, w,
@@ -339,6 +340,18 @@ pub(super) fn flow(name: &str, flow: &FlowReport, faults: &[FaultWindow]) -> Str
     ));
     out.push_str(&tile("requests", &int(flow.requests.total)));
     out.push_str(&tile("error rate", &pct(flow.requests.error_rate())));
+    // Refused at the gateway: shown apart, and not in the error rate.
+    let rejected = flow.requests.rejected() > 0;
+    if rejected {
+        out.push_str(&tile(
+            "rejected 401 / 429",
+            &format!(
+                "{} / {}",
+                int(flow.requests.unauthorized),
+                int(flow.requests.rate_limited)
+            ),
+        ));
+    }
     latency_tiles(&mut out, &flow.latency);
     if flow.settle.count > 0 {
         out.push_str(&tile("settle p99", &ms(flow.settle.p99)));
@@ -377,7 +390,14 @@ pub(super) fn flow(name: &str, flow: &FlowReport, faults: &[FaultWindow]) -> Str
                     color: RED,
                     points: per_window(windows, |w| w.requests.errors() as f64 / secs(w)),
                 },
-            ],
+            ]
+            .into_iter()
+            .chain(rejected.then(|| Series {
+                label: "rejected/s (401, 429)".into(),
+                color: GREY,
+                points: per_window(windows, |w| w.requests.rejected() as f64 / secs(w)),
+            }))
+            .collect(),
         ));
         out.push_str(&chart(
             "latency",
@@ -460,27 +480,33 @@ pub(super) fn flow(name: &str, flow: &FlowReport, faults: &[FaultWindow]) -> Str
             .map(|(ep, e)| {
                 let c = &e.requests;
                 let l = &e.latency;
-                vec![
+                let mut row = vec![
                     format!("<code>{}</code>", esc(ep)),
                     num_cell(&int(c.total)),
                     num_cell(&int(c.ok)),
                     num_cell(&int(c.failed)),
                     num_cell(&int(c.unknown)),
+                ];
+                if rejected {
+                    row.push(num_cell(&int(c.unauthorized)));
+                    row.push(num_cell(&int(c.rate_limited)));
+                }
+                row.extend([
                     num_cell(&ms(l.p50)),
                     num_cell(&ms(l.p95)),
                     num_cell(&ms(l.p99)),
                     num_cell(&ms(l.max)),
-                ]
+                ]);
+                row
             })
             .collect();
+        let mut head = vec!["Endpoint", "Requests", "OK", "Failed", "Unknown"];
+        if rejected {
+            head.extend(["401", "429"]);
+        }
+        head.extend(["p50", "p95", "p99", "Max"]);
         out.push_str("<h4>Endpoints</h4>\n");
-        out.push_str(&table(
-            "endpoints",
-            &[
-                "Endpoint", "Requests", "OK", "Failed", "Unknown", "p50", "p95", "p99", "Max",
-            ],
-            &rows,
-        ));
+        out.push_str(&table("endpoints", &head, &rows));
     }
     out
 }

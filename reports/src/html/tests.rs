@@ -105,6 +105,7 @@ fn flow(n: usize, asyn: bool) -> FlowReport {
                 ok,
                 failed,
                 unknown: 0,
+                ..Counts::default()
             };
             let p50 = if faulty { 40.0 } else { 8.0 }
                 + if asyn { 4.0 } else { 0.0 }
@@ -142,6 +143,7 @@ fn flow(n: usize, asyn: bool) -> FlowReport {
         ok: windows.iter().map(|w| w.requests.ok).sum(),
         failed: windows.iter().map(|w| w.requests.failed).sum(),
         unknown: 0,
+        ..Counts::default()
     };
     let links = ["orders->payments", "orders->inventory"];
     FlowReport {
@@ -708,6 +710,39 @@ fn the_verdict_and_what_failed_come_first() {
     let html = render_report(&passing);
     assert!(html.contains("class=\"verdict pass\">PASSED"));
     assert!(!html.contains("class=\"failures\""));
+}
+
+#[test]
+fn requests_refused_at_the_edge_are_shown_apart_only_when_there_are_some() {
+    let r = report(20);
+    let html = render_report(&r);
+    assert!(!html.contains("rejected 401 / 429"));
+    assert!(!html.contains(">429</th>"));
+
+    let mut r = report(20);
+    let sync = r.flows.get_mut("sync").expect("a sync flow");
+    for w in &mut sync.windows {
+        w.requests.rate_limited = 4;
+        w.requests.total += 4;
+    }
+    sync.requests.unauthorized = 3;
+    sync.requests.rate_limited = 80;
+    sync.requests.total += 83;
+    for e in sync.endpoints.values_mut() {
+        e.requests = sync.requests;
+    }
+    let html = render_report(&r);
+    assert!(html.contains("rejected 401 / 429"), "the tile");
+    assert!(html.contains(">3 / 80<"), "its figures");
+    assert!(
+        html.contains("<th class=\"n\">401</th><th class=\"n\">429</th>"),
+        "the endpoint columns"
+    );
+    let rejected = figures(&html)
+        .into_iter()
+        .find(|f| f.id() == "throughput-sync")
+        .map(|f| f.body.contains("rejected/s (401, 429)"));
+    assert_eq!(rejected, Some(true), "a series of its own");
 }
 
 #[test]

@@ -231,6 +231,30 @@ mod tests {
     }
 
     #[test]
+    fn placements_refused_at_the_edge_were_never_placed() {
+        // 401s and 429s from the gateway: no order, no charge, no stock
+        // taken. Every checker still passes, and none counts them as lost.
+        let (mut h, s) = fixtures::clean();
+        let next = h.ops.iter().map(|o| o.id).max().unwrap_or(0) + 1;
+        for (i, status) in [401, 429, 429].into_iter().enumerate() {
+            let mut op = fixtures::op(
+                next + i as u64,
+                crate::history::OpKind::PlaceOrder,
+                crate::history::Outcome::Fail,
+                None,
+            );
+            op.status = Some(status);
+            h.ops.push(op);
+        }
+        for r in check_all(&h, &s) {
+            assert!(r.passed, "{}: {}", r.name, r.detail);
+        }
+        let counts = crate::metrics::OrderCounts::from_run(&h, &s);
+        assert_eq!(counts.lost, 0);
+        assert_eq!(counts.acknowledged, 4);
+    }
+
+    #[test]
     fn offenders_serialise_as_plain_ids_and_keys() {
         let v = vec![Offender::Id(7), Offender::Key("orders".into())];
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"[7,"orders"]"#);

@@ -1,5 +1,5 @@
 //! `[system]`: flow, per-link resilience overrides, provider behaviour,
-//! external endpoints.
+//! external endpoints, the gateway's JWTs and rate limits.
 
 use super::tree::{Entry, Node};
 use super::{join, Ctx};
@@ -7,7 +7,7 @@ use crate::problem::nearest;
 use crate::scenario::FlowChoice;
 use crate::topology::{Service, RESILIENT_LINKS};
 
-const KEYS: [&str; 4] = ["flow", "links", "provider", "external"];
+const KEYS: [&str; 5] = ["flow", "links", "provider", "external", "gateway"];
 const LINK_KEYS: [&str; 3] = ["timeout", "retry", "breaker"];
 const RETRY_KEYS: [&str; 3] = ["max_attempts", "base_delay", "max_delay"];
 const BREAKER_KEYS: [&str; 7] = [
@@ -26,6 +26,17 @@ pub(super) const PROVIDER_KEYS: [&str; 5] = [
     "jitter_ms",
     "lost_reply_rate",
 ];
+const GATEWAY_KEYS: [&str; 2] = ["auth", "limits"];
+const AUTH_KEYS: [&str; 4] = ["hs256_secret", "issuer", "audience", "leeway"];
+const LIMITS_KEYS: [&str; 4] = [
+    "per_subject_per_sec",
+    "per_subject_burst",
+    "global_per_sec",
+    "global_burst",
+];
+/// The shortest HS256 secret taken, in bytes (RFC 7518, 3.2: at least the
+/// hash's 256 bits); the gateway refuses shorter ones at start.
+const MIN_HS256_SECRET: usize = 32;
 const EXTERNAL_KEYS: [&str; 4] = ["gateway", "toxiproxy", "kafka", "services"];
 
 /// Checks `[system]`; returns the flow, for the checks that depend on it.
@@ -55,7 +66,109 @@ pub(super) fn check(cx: &mut Ctx<'_>, system: Option<&Entry>) -> FlowChoice {
     if let Some(e) = t.get("external") {
         check_external(cx, &e.node);
     }
+    if let Some(e) = t.get("gateway") {
+        check_gateway(cx, &e.node);
+    }
     flow
+}
+
+fn check_gateway(cx: &mut Ctx<'_>, node: &Node) {
+    let path = "system.gateway";
+    let Some(t) = cx.table(node, path, "a table of `auth`, `limits`") else {
+        return;
+    };
+    cx.known_keys(t, path, &GATEWAY_KEYS);
+    if let Some(e) = t.get("auth") {
+        check_auth(cx, &e.node);
+    }
+    if let Some(e) = t.get("limits") {
+        check_limits(cx, &e.node);
+    }
+}
+
+fn check_auth(cx: &mut Ctx<'_>, node: &Node) {
+    let path = "system.gateway.auth";
+    let Some(t) = cx.table(node, path, "a table `[system.gateway.auth]`") else {
+        return;
+    };
+    cx.known_keys(t, path, &AUTH_KEYS);
+    if let Some(e) = cx.require(
+        t,
+        node,
+        path,
+        "hs256_secret",
+        "the HS256 secret the gateway checks tokens with and the load signs them with",
+    ) {
+        let p = join(path, "hs256_secret");
+        if let Some(s) = cx.string(&e.node, &p, "a string of at least 32 bytes") {
+            if s.len() < MIN_HS256_SECRET {
+                cx.report(
+                    e.node.span.clone(),
+                    format!(
+                        "`{p}`: expected at least {MIN_HS256_SECRET} bytes (HS256 wants a 256-bit key), found {}",
+                        s.len()
+                    ),
+                );
+            }
+        }
+    }
+    for key in ["issuer", "audience"] {
+        if let Some(e) = t.get(key) {
+            let p = join(path, key);
+            if let Some(s) = cx.string(&e.node, &p, "a string") {
+                if s.trim().is_empty() {
+                    cx.report(
+                        e.node.span.clone(),
+                        format!("`{p}`: expected a non-empty string (leave the key out to not check it)"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(e) = t.get("leeway") {
+        let p = join(path, "leeway");
+        if let Some(d) = cx.duration(&e.node, &p) {
+            if d.subsec_nanos() != 0 {
+                cx.report(
+                    e.node.span.clone(),
+                    format!(
+                        "`{p}`: expected whole seconds (token times are in seconds), found {:?}",
+                        humantime::format_duration(d).to_string()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_limits(cx: &mut Ctx<'_>, node: &Node) {
+    let path = "system.gateway.limits";
+    let Some(t) = cx.table(node, path, "a table `[system.gateway.limits]`") else {
+        return;
+    };
+    cx.known_keys(t, path, &LIMITS_KEYS);
+    for scope in ["per_subject", "global"] {
+        let rate_key = format!("{scope}_per_sec");
+        let burst_key = format!("{scope}_burst");
+        if let Some(e) = t.get(&rate_key) {
+            cx.count(
+                &e.node,
+                &join(path, &rate_key),
+                1,
+                "requests per second; leave the key out for no limit",
+            );
+        }
+        if let Some(e) = t.get(&burst_key) {
+            let p = join(path, &burst_key);
+            cx.count(&e.node, &p, 1, "requests let through at once");
+            if t.get(&rate_key).is_none() {
+                cx.report(
+                    e.key_span.clone(),
+                    format!("`{p}`: set `{rate_key}` too; a burst alone is no limit"),
+                );
+            }
+        }
+    }
 }
 
 fn check_links(cx: &mut Ctx<'_>, node: &Node) {

@@ -36,6 +36,7 @@ fn report() -> Report {
         ok: 97,
         failed: 2,
         unknown: 1,
+        ..Counts::default()
     };
     let mut metrics = Metrics::default();
     metrics

@@ -58,7 +58,7 @@ fn lists_every_problem_with_its_position() {
         .map(ToString::to_string)
         .collect();
     let metrics = "p50, p90, p95, p99, p999, min, max, avg, requests, errors, error_rate, \
-        unknown_rate, throughput, saga.completed, saga.compensated, saga.failed, breaker.opened, \
+        unknown_rate, rejected, unauthorized, rate_limited, throughput, saga.completed, saga.compensated, saga.failed, breaker.opened, \
         retries, dlq.count, dlq.rate, lag.max, lag.final, orders.placed, orders.acknowledged, \
         orders.confirmed, orders.cancelled, orders.pending, orders.lost, invariants.violations";
     let want = vec![
@@ -190,6 +190,107 @@ action = { type = "explode" }
         "m.toml:40:19: `faults[2].action.type`: unknown fault type `explode` (expected one of: toxic, link_down, crash, provider, pause_consumer, poison)",
     ];
     assert_eq!(problems, want);
+}
+
+#[test]
+fn gateway_auth_and_limits_problems_each_at_its_line() {
+    let text = r#"name = "edge"
+
+[system.gateway]
+tls = true
+
+[system.gateway.auth]
+hs256_secret = "short"
+issuer = ""
+audince = "gauntlet"
+leeway = "1500ms"
+
+[system.gateway.limits]
+per_subject_per_sec = 0
+per_subject_bursts = 3
+global_burst = 10
+
+[load]
+rate = [{ duration = "5s", target = 5 }]
+"#;
+    let problems: Vec<String> = parse_scenario("edge.toml", text)
+        .unwrap_err()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let want = [
+        "edge.toml:4:1: unknown key `tls` in `system.gateway` (expected one of: auth, limits)",
+        "edge.toml:7:16: `system.gateway.auth.hs256_secret`: expected at least 32 bytes (HS256 wants a 256-bit key), found 5",
+        "edge.toml:8:10: `system.gateway.auth.issuer`: expected a non-empty string (leave the key out to not check it)",
+        "edge.toml:9:1: unknown key `audince` in `system.gateway.auth`; did you mean `audience`?",
+        r#"edge.toml:10:10: `system.gateway.auth.leeway`: expected whole seconds (token times are in seconds), found "1s 500ms""#,
+        "edge.toml:13:23: `system.gateway.limits.per_subject_per_sec`: expected an integer >= 1 (requests per second; leave the key out for no limit), found 0",
+        "edge.toml:14:1: unknown key `per_subject_bursts` in `system.gateway.limits`; did you mean `per_subject_burst`?",
+        "edge.toml:15:1: `system.gateway.limits.global_burst`: set `global_per_sec` too; a burst alone is no limit",
+    ];
+    assert_eq!(problems, want);
+
+    // A missing secret, and tables of the wrong type.
+    let text = r#"name = "edge"
+[system.gateway.auth]
+issuer = "me"
+[system.gateway]
+limits = 5
+[load]
+rate = [{ duration = "5s", target = 5 }]
+"#;
+    let problems: Vec<String> = parse_scenario("edge.toml", text)
+        .unwrap_err()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(
+        problems[0].contains("`system.gateway.auth`: missing key `hs256_secret`"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].contains("`system.gateway.limits`: expected a table `[system.gateway.limits]`"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn gateway_auth_and_limits_reach_the_typed_scenario() {
+    let text = r#"name = "edge"
+
+[system.gateway.auth]
+hs256_secret = "a-shared-secret-of-at-least-32-bytes"
+issuer = "gauntlet"
+audience = "gauntlet-api"
+leeway = "5s"
+
+[system.gateway.limits]
+per_subject_per_sec = 5
+per_subject_burst = 10
+global_per_sec = 500
+
+[load]
+rate = [{ duration = "5s", target = 5 }]
+"#;
+    let s = parse_scenario("edge.toml", text).unwrap();
+    let auth = s.system.gateway.auth.expect("auth");
+    assert_eq!(auth.hs256_secret, "a-shared-secret-of-at-least-32-bytes");
+    assert_eq!(auth.issuer.as_deref(), Some("gauntlet"));
+    assert_eq!(auth.audience.as_deref(), Some("gauntlet-api"));
+    assert_eq!(auth.leeway, Some(Duration::from_secs(5)));
+    let limits = s.system.gateway.limits.expect("limits");
+    assert_eq!(limits.per_subject_per_sec, Some(5));
+    assert_eq!(limits.per_subject_burst, Some(10));
+    assert_eq!(limits.global_per_sec, Some(500));
+    assert_eq!(limits.global_burst, None);
+    // Off unless asked for.
+    let plain = parse_scenario(
+        "p.toml",
+        "name = \"p\"\n[load]\nrate = [{ duration = \"5s\", target = 5 }]\n",
+    )
+    .unwrap();
+    assert_eq!(plain.system.gateway, Default::default());
 }
 
 const COMPLETE: &str = r#"name = "everything"

@@ -1,7 +1,8 @@
 //! gateway: the system's front door. Routes `/api/users`, `/api/products`
 //! and `/api/orders` to their services (only to instances the registry
-//! calls routable), checks the API key and the rate limit when configured,
-//! and answers `/services/status` from the registry.
+//! calls routable), checks the caller (JWT or API key) and the rate limits
+//! when configured ([`Edge`], in `gateway_edge`), and answers
+//! `/services/status` from the registry.
 //!
 //! Bad input stops here, with a JSON error and a 4xx, before anything is
 //! forwarded: a path the API does not have (404), a method a path does
@@ -12,24 +13,25 @@
 //! handlers read whole, so it never answers early either (an early
 //! answer with the body unread used to reach the client as a 504).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use futures::FutureExt;
-use parking_lot::Mutex;
 
 use crate::client::{ServiceClient, IDEMPOTENCY_KEY};
-use crate::config::{GatewayConfig, ServiceName};
+use crate::config::ServiceName;
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::service::{Built, ServiceContext, StartError};
+
+pub use super::gateway_edge::{Edge, EdgeError};
 
 #[derive(Clone)]
 pub struct GatewayState {
@@ -38,51 +40,6 @@ pub struct GatewayState {
     orders: ServiceClient,
     registry: Arc<Registry>,
     edge: Arc<Edge>,
-}
-
-/// The edge policies: API key and a token-bucket rate limit.
-#[derive(Debug)]
-pub struct Edge {
-    api_key: Option<String>,
-    bucket: Option<Mutex<Bucket>>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Edge {
-    pub fn new(config: &GatewayConfig) -> Self {
-        Self {
-            api_key: config.api_key.clone(),
-            bucket: config.rate_limit_per_sec.map(|r| {
-                Mutex::new(Bucket {
-                    rate: f64::from(r),
-                    tokens: f64::from(r),
-                    at: Instant::now(),
-                })
-            }),
-        }
-    }
-
-    fn admit(&self) -> bool {
-        let Some(bucket) = &self.bucket else {
-            return true;
-        };
-        let mut b = bucket.lock();
-        let now = Instant::now();
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate).min(b.rate);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// The largest request body the gateway takes, in bytes: orders, users
@@ -221,9 +178,13 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
         catalog: ctx.client(ServiceName::Catalog)?,
         orders: ctx.client(ServiceName::Orders)?,
         registry: registry.clone(),
-        edge: Arc::new(Edge::new(&ctx.config.gateway)),
+        edge: Arc::new(
+            Edge::new(&ctx.config.gateway).map_err(|e| StartError::Config(e.to_string()))?,
+        ),
     };
+    let edge = state.edge.clone();
     let mut built = Built::new(app(state));
+    built.background.push(edge.run_forgetting().boxed());
     built.background.push(
         registry
             .run(ctx.http.clone(), ctx.config.health_interval)
@@ -232,21 +193,21 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     Ok(built)
 }
 
+/// Authentication and rate limits, on `/api/*` only. The peer address is
+/// the one the server saw (`ConnectInfo`), for the per-subject limit of a
+/// caller without a token.
 async fn edge(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
-    if let Some(key) = &edge.api_key {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(key.as_str()) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong API key")
-                .with_detail("send Authorization: Bearer <key>")
-                .into_response();
-        }
+    if edge.is_open() {
+        return next.run(req).await;
     }
-    if !edge.admit() {
-        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded").into_response();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let Err(refusal) = edge.admit(req.headers(), peer) {
+        // Read what the client is still sending, so it gets the answer.
+        drain(req.into_body()).await;
+        return refusal.into_response();
     }
     next.run(req).await
 }
@@ -361,10 +322,16 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::config::GatewayConfig;
 
     /// The gateway with no instance of anything behind it: whatever it
     /// would forward is answered 503, so a 4xx here is its own.
     fn gateway() -> Router {
+        gateway_with(&GatewayConfig::default())
+    }
+
+    /// [`gateway`] with these edge policies.
+    fn gateway_with(config: &GatewayConfig) -> Router {
         let http = reqwest::Client::new();
         let client = |link: &str| {
             ServiceClient::new(
@@ -380,7 +347,7 @@ mod tests {
             catalog: client("gateway->catalog"),
             orders: client("gateway->orders"),
             registry: Registry::new(),
-            edge: Arc::new(Edge::new(&GatewayConfig::default())),
+            edge: Arc::new(Edge::new(config).expect("a valid edge config")),
         })
     }
 
@@ -520,5 +487,460 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    // --- the edge: JWTs, the API key, rate limits -------------------------
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+    const RSA_PEM: &str = include_str!("../../tests/fixtures/jwt-test-rsa.pem");
+    const JWKS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/jwt-test-rsa.jwks.json"
+    );
+
+    fn now() -> i64 {
+        jsonwebtoken::get_current_timestamp() as i64
+    }
+
+    /// Claims good for an hour from now.
+    fn claims(sub: &str) -> serde_json::Value {
+        serde_json::json!({"sub": sub, "exp": now() + 3600, "iss": "gauntlet-tests", "aud": "gauntlet"})
+    }
+
+    fn hs256(claims: &serde_json::Value, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("a token")
+    }
+
+    fn rs256(claims: &serde_json::Value, kid: Option<&str>) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = kid.map(str::to_string);
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PEM.as_bytes()).expect("the test key");
+        jsonwebtoken::encode(&header, claims, &key).expect("a token")
+    }
+
+    fn auth_config() -> GatewayConfig {
+        GatewayConfig {
+            auth: Some(crate::config::AuthConfig {
+                jwks_file: Some(JWKS.into()),
+                issuer: Some("gauntlet-tests".into()),
+                audience: Some("gauntlet".into()),
+                // No skew: an expired token is refused at once.
+                leeway: std::time::Duration::ZERO,
+                ..crate::config::AuthConfig::hs256(SECRET)
+            }),
+            ..GatewayConfig::default()
+        }
+    }
+
+    /// A GET through `app`, with `authorization` and from `peer`.
+    async fn get(
+        app: &Router,
+        authorization: Option<&str>,
+        peer: Option<[u8; 4]>,
+    ) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let mut req = Request::builder().uri("/api/products/1");
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        let mut req = req.body(Body::empty()).expect("a request");
+        if let Some(ip) = peer {
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+        }
+        let resp = app.clone().oneshot(req).await.expect("an answer");
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .expect("a body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    /// Past the edge: the request reached the (empty) registry.
+    const PAST_THE_EDGE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+    #[tokio::test]
+    async fn a_request_without_a_token_gets_the_bare_challenge() {
+        let app = gateway_with(&auth_config());
+        for authorization in [None, Some("Basic dXNlcjpwYXNz")] {
+            let (status, headers, json) = get(&app, authorization, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+            assert_eq!(
+                headers[header::WWW_AUTHENTICATE],
+                "Bearer realm=\"gauntlet\""
+            );
+            assert_eq!(json["error"], "missing bearer token");
+            assert_eq!(json["detail"], "send Authorization: Bearer <token>");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_bad_token_is_401_invalid_token_saying_why() {
+        let app = gateway_with(&auth_config());
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut c = claims("alice");
+            f(&mut c);
+            c
+        };
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("malformed", "not-a-jwt".into(), "malformed token"),
+            (
+                "bad signature",
+                hs256(&claims("alice"), "another-secret-of-at-least-32-bytes"),
+                "the signature does not match",
+            ),
+            (
+                "expired",
+                hs256(&with(&|c| c["exp"] = (now() - 10).into()), SECRET),
+                "the token has expired",
+            ),
+            (
+                "not yet valid",
+                hs256(&with(&|c| c["nbf"] = (now() + 600).into()), SECRET),
+                "the token is not valid yet (nbf)",
+            ),
+            (
+                "wrong issuer",
+                hs256(&with(&|c| c["iss"] = "someone-else".into()), SECRET),
+                "wrong issuer; expected gauntlet-tests",
+            ),
+            (
+                "wrong audience",
+                hs256(&with(&|c| c["aud"] = "another-api".into()), SECRET),
+                "wrong audience; expected gauntlet",
+            ),
+            (
+                "no issuer",
+                hs256(
+                    &with(&|c| {
+                        c.as_object_mut().map(|o| o.remove("iss"));
+                    }),
+                    SECRET,
+                ),
+                "the token has no iss claim",
+            ),
+            (
+                "no subject",
+                hs256(
+                    &with(&|c| {
+                        c.as_object_mut().map(|o| o.remove("sub"));
+                    }),
+                    SECRET,
+                ),
+                "the token has no sub claim",
+            ),
+            (
+                "unknown RSA key",
+                rs256(&claims("alice"), Some("another-kid")),
+                "no key with kid another-kid in the key set",
+            ),
+        ];
+        for (case, token, why) in cases {
+            let (status, headers, json) = get(&app, Some(&bearer(&token)), None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}");
+            let challenge = headers[header::WWW_AUTHENTICATE].to_str().expect("ASCII");
+            assert!(
+                challenge.starts_with(
+                    "Bearer realm=\"gauntlet\", error=\"invalid_token\", error_description=\""
+                ),
+                "{case}: {challenge}"
+            );
+            assert!(challenge.contains(why), "{case}: {challenge}");
+            assert_eq!(json["error"], "invalid token", "{case}");
+            assert!(
+                json["detail"].as_str().is_some_and(|d| d.contains(why)),
+                "{case}: {json}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_valid_hs256_or_rs256_token_gets_through() {
+        let app = gateway_with(&auth_config());
+        for (alg, token) in [
+            ("HS256", hs256(&claims("alice"), SECRET)),
+            (
+                "RS256 by kid",
+                rs256(&claims("bob"), Some("gauntlet-test-1")),
+            ),
+            ("RS256, the only key", rs256(&claims("bob"), None)),
+        ] {
+            let (status, headers, _) = get(&app, Some(&bearer(&token)), None).await;
+            assert_eq!(status, PAST_THE_EDGE, "{alg}");
+            assert!(headers.get(header::WWW_AUTHENTICATE).is_none(), "{alg}");
+        }
+        // A token only passes with the algorithms configured.
+        let hs_only = GatewayConfig {
+            auth: Some(crate::config::AuthConfig::hs256(SECRET)),
+            ..GatewayConfig::default()
+        };
+        let (status, _, json) = get(
+            &gateway_with(&hs_only),
+            Some(&bearer(&rs256(&claims("bob"), None))),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json["detail"], "algorithm RS256 is not accepted here");
+    }
+
+    #[tokio::test]
+    async fn the_static_api_key_still_works_with_and_without_jwts() {
+        let key_only = GatewayConfig {
+            api_key: Some("k3y".into()),
+            ..GatewayConfig::default()
+        };
+        let app = gateway_with(&key_only);
+        assert_eq!(get(&app, Some("Bearer k3y"), None).await.0, PAST_THE_EDGE);
+        let (status, headers, json) = get(&app, Some("Bearer nope"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json["detail"], "wrong API key");
+        assert!(headers[header::WWW_AUTHENTICATE]
+            .to_str()
+            .is_ok_and(|c| c.contains("error=\"invalid_token\"")));
+        let both = GatewayConfig {
+            api_key: Some("k3y".into()),
+            ..auth_config()
+        };
+        let app = gateway_with(&both);
+        assert_eq!(get(&app, Some("Bearer k3y"), None).await.0, PAST_THE_EDGE);
+        let token = hs256(&claims("alice"), SECRET);
+        assert_eq!(
+            get(&app, Some(&bearer(&token)), None).await.0,
+            PAST_THE_EDGE
+        );
+    }
+
+    #[test]
+    fn a_bad_jwks_file_is_a_start_up_error_naming_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let cases = [
+            ("missing.json", None, "cannot be read"),
+            ("garbage.json", Some("{not json"), "is not a JWKS"),
+            (
+                "no-rsa.json",
+                Some(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#),
+                "has no RSA signing key",
+            ),
+        ];
+        for (name, text, why) in cases {
+            let path = dir.path().join(name);
+            if let Some(text) = text {
+                std::fs::write(&path, text).expect("written");
+            }
+            let config = GatewayConfig {
+                auth: Some(crate::config::AuthConfig {
+                    hs256_secret: None,
+                    jwks_file: Some(path.clone()),
+                    ..crate::config::AuthConfig::hs256(SECRET)
+                }),
+                ..GatewayConfig::default()
+            };
+            let e = Edge::new(&config).expect_err(name).to_string();
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains(why), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_edge_settings_are_refused_each_by_its_key() {
+        let config = GatewayConfig {
+            api_key: None,
+            auth: Some(crate::config::AuthConfig {
+                hs256_secret: Some("short".into()),
+                issuer: Some(" ".into()),
+                leeway: std::time::Duration::from_millis(1500),
+                ..crate::config::AuthConfig::hs256(SECRET)
+            }),
+            limits: crate::config::LimitsConfig {
+                per_subject_per_sec: Some(0),
+                global_burst: Some(5),
+                ..Default::default()
+            },
+        };
+        let e = Edge::new(&config).expect_err("invalid").to_string();
+        for key in [
+            "auth.hs256_secret: 5 bytes is too short",
+            "auth.issuer: must not be empty",
+            "auth.leeway: 1s 500ms is not whole seconds",
+            "limits.per_subject_per_sec: must be at least 1",
+            "limits.global_burst: set global_per_sec too",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+    }
+
+    fn limited(per_subject: Option<(u32, u32)>, global: Option<(u32, u32)>) -> GatewayConfig {
+        GatewayConfig {
+            limits: crate::config::LimitsConfig {
+                per_subject_per_sec: per_subject.map(|l| l.0),
+                per_subject_burst: per_subject.map(|l| l.1),
+                global_per_sec: global.map(|l| l.0),
+                global_burst: global.map(|l| l.1),
+            },
+            ..auth_config()
+        }
+    }
+
+    fn assert_429(answer: &(StatusCode, HeaderMap, serde_json::Value), which: &str) {
+        let (status, headers, json) = answer;
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+        let secs: u64 = headers[header::RETRY_AFTER]
+            .to_str()
+            .expect("ASCII")
+            .parse()
+            .expect("whole seconds");
+        assert!(secs >= 1, "Retry-After {secs}");
+        assert_eq!(json["error"], "rate limit exceeded");
+        assert!(
+            json["detail"].as_str().is_some_and(|d| d.contains(which)),
+            "{json}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subject_over_its_limit_is_429_until_the_window_refills() {
+        // 20 a second, a burst of 3: the 4th at once is refused, and one
+        // more is let through 50 ms later.
+        let app = gateway_with(&limited(Some((20, 3)), None));
+        let alice = bearer(&hs256(&claims("alice"), SECRET));
+        for _ in 0..3 {
+            assert_eq!(get(&app, Some(&alice), None).await.0, PAST_THE_EDGE);
+        }
+        let refused = get(&app, Some(&alice), None).await;
+        assert_429(&refused, "per-subject");
+        let refused_at = std::time::Instant::now();
+        let deadline = refused_at + std::time::Duration::from_secs(5);
+        loop {
+            let (status, _, _) = get(&app, Some(&alice), None).await;
+            if status == PAST_THE_EDGE {
+                break;
+            }
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never let through again"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Refilled at 20/s: about 50 ms, certainly not at once.
+        assert!(refused_at.elapsed() >= std::time::Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn two_subjects_are_limited_apart_and_without_a_token_by_address() {
+        let app = gateway_with(&limited(Some((1, 2)), None));
+        let alice = bearer(&hs256(&claims("alice"), SECRET));
+        let bob = bearer(&hs256(&claims("bob"), SECRET));
+        for _ in 0..2 {
+            assert_eq!(get(&app, Some(&alice), None).await.0, PAST_THE_EDGE);
+        }
+        assert_429(&get(&app, Some(&alice), None).await, "per-subject");
+        // Bob has his own allowance, from the same address as Alice.
+        for _ in 0..2 {
+            assert_eq!(
+                get(&app, Some(&bob), Some([127, 0, 0, 1])).await.0,
+                PAST_THE_EDGE
+            );
+        }
+        assert_429(&get(&app, Some(&bob), None).await, "per-subject");
+        // Without auth, the client's address is the subject.
+        let open = GatewayConfig {
+            auth: None,
+            ..limited(Some((1, 1)), None)
+        };
+        let app = gateway_with(&open);
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        assert_eq!(get(&app, None, Some(a)).await.0, PAST_THE_EDGE);
+        assert_429(&get(&app, None, Some(a)).await, "per-subject");
+        assert_eq!(get(&app, None, Some(b)).await.0, PAST_THE_EDGE);
+        assert_429(&get(&app, None, Some(b)).await, "per-subject");
+    }
+
+    #[tokio::test]
+    async fn the_global_limit_counts_everyone_together() {
+        let app = gateway_with(&limited(Some((100, 100)), Some((1, 3))));
+        let tokens: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|s| bearer(&hs256(&claims(s), SECRET)))
+            .collect();
+        for t in &tokens[..3] {
+            assert_eq!(get(&app, Some(t), None).await.0, PAST_THE_EDGE);
+        }
+        // A fourth subject, well within its own limit, is over the global one.
+        assert_429(&get(&app, Some(&tokens[3]), None).await, "global");
+    }
+
+    #[tokio::test]
+    async fn idle_subjects_are_forgotten() {
+        // No auth: each address is a subject.
+        let config = GatewayConfig {
+            auth: None,
+            ..limited(Some((1000, 1)), None)
+        };
+        let edge = Edge::new(&config).expect("valid");
+        for i in 0..50u8 {
+            assert!(edge
+                .admit(&HeaderMap::new(), Some([10, 0, 0, i].into()))
+                .is_ok());
+        }
+        assert_eq!(edge.tracked_subjects(), 50);
+        // 1 ms refills a subject at 1000/s; poll until all are fresh again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while edge.tracked_subjects() > 0 {
+            assert!(std::time::Instant::now() < deadline, "still tracked");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            edge.forget_idle_subjects();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_gateway_checks_nothing() {
+        let app = gateway();
+        for _ in 0..5 {
+            assert_eq!(get(&app, None, None).await.0, PAST_THE_EDGE);
+        }
+    }
+
+    #[tokio::test]
+    async fn over_tcp_a_client_without_a_token_is_limited_by_its_address() {
+        // The server hands the peer address to the edge (`ConnectInfo`).
+        let config = GatewayConfig {
+            limits: crate::config::LimitsConfig {
+                per_subject_per_sec: Some(1),
+                per_subject_burst: Some(1),
+                ..Default::default()
+            },
+            ..GatewayConfig::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(crate::server::run(
+            listener,
+            gateway_with(&config),
+            stop.clone().cancelled_owned(),
+        ));
+        let http = reqwest::Client::new();
+        let url = format!("http://{addr}/api/products/1");
+        let first = http.get(&url).send().await.expect("an answer");
+        assert_eq!(first.status(), PAST_THE_EDGE);
+        let second = http.get(&url).send().await.expect("an answer");
+        assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(second.headers().contains_key(header::RETRY_AFTER));
+        stop.cancel();
+        server.await.expect("joined").expect("served");
     }
 }

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod catalog;
 mod catalog_events;
 pub mod gateway;
+pub mod gateway_edge;
 pub mod notifications;
 pub mod orders;
 pub mod payments;

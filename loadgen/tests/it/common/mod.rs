@@ -28,6 +28,8 @@ pub struct Received {
     pub path: String,
     pub body: String,
     pub key: Option<String>,
+    /// The `Authorization` header, as sent.
+    pub auth: Option<String>,
 }
 
 #[derive(Default)]
@@ -38,6 +40,8 @@ pub struct Behaviour {
     pub status: Option<u16>,
     /// Every request waits this long before its answer.
     pub delay: Option<Duration>,
+    /// This many requests, the first ones, are answered 429.
+    pub rate_limit_first: u32,
 }
 
 #[derive(Default)]
@@ -111,9 +115,22 @@ async fn handle(
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        auth: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     });
     let (stall, status, delay) = {
-        let b = st.behaviour.lock();
+        let mut b = st.behaviour.lock();
+        if b.rate_limit_first > 0 {
+            b.rate_limit_first -= 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                r#"{"error":"rate limit exceeded","detail":null}"#,
+            )
+                .into_response();
+        }
         (b.stall, b.status, b.delay)
     };
     if let Some((from, until)) = stall {
