@@ -396,7 +396,7 @@ async fn two_toxics_on_one_link_through_the_toxiproxy_api_are_undone_one_by_one(
         FaultStep {
             at: Duration::ZERO,
             duration: Some(Duration::from_millis(200)),
-            action: toxic("brief", ToxicKind::Latency(slow.clone())),
+            action: toxic("brief", ToxicKind::Latency(slow)),
         },
         FaultStep {
             at: Duration::ZERO,
