@@ -67,6 +67,17 @@ struct Arrivals {
     at: Mutex<Vec<Instant>>,
 }
 
+impl Arrivals {
+    /// Runs `f`, and the arrivals the target saw meanwhile.
+    fn during<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<Instant>) {
+        self.at.lock().clear();
+        self.on.store(true, Ordering::Relaxed);
+        let out = f();
+        self.on.store(false, Ordering::Relaxed);
+        (out, std::mem::take(&mut *self.at.lock()))
+    }
+}
+
 struct Step {
     rate: f64,
     received: f64,
@@ -136,7 +147,7 @@ fn max_rate(gen_rt: &tokio::runtime::Runtime, base_url: &str, hits: &AtomicU64) 
         let before = hits.load(Ordering::Relaxed);
         let result = gen_rt
             .block_on(run_load(
-                config(base_url, client, rate),
+                config(base_url, client, rate, STEP, USERS),
                 CancellationToken::new(),
                 |_| {},
             ))
@@ -272,11 +283,7 @@ fn latency(gen_rt: &tokio::runtime::Runtime, base_url: &str, arrivals: &Arrivals
     for rate in LATENCY_RATES {
         let ours = ours_at(gen_rt, base_url, arrivals, rate);
         let (theirs, oha_late) = if oha {
-            arrivals.at.lock().clear();
-            arrivals.on.store(true, Ordering::Relaxed);
-            let theirs = oha_at(base_url, rate);
-            arrivals.on.store(false, Ordering::Relaxed);
-            let at = std::mem::take(&mut *arrivals.at.lock());
+            let (theirs, at) = arrivals.during(|| oha_at(base_url, rate));
             (theirs, slot_to_handler(&at, rate))
         } else {
             (None, None)
@@ -343,34 +350,29 @@ fn ours_at(
     arrivals: &Arrivals,
     rate: f64,
 ) -> Ours {
-    let mut c = config(base_url, HttpClient::Direct, rate);
-    c.model = Model::Open {
-        start_rate: rate,
-        stages: vec![Stage {
-            duration: LATENCY_HOLD,
-            target_rate: rate,
-        }],
-        warmup_rate: None,
-        max_users: Some(LATENCY_CONNECTIONS),
-        expected_latency: Duration::from_millis(1),
-    };
-    arrivals.at.lock().clear();
-    arrivals.on.store(true, Ordering::Relaxed);
+    let c = config(
+        base_url,
+        HttpClient::Direct,
+        rate,
+        LATENCY_HOLD,
+        LATENCY_CONNECTIONS,
+    );
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let result = gen_rt
-        .block_on(run_load_observed(
-            c,
-            CancellationToken::new(),
-            |_| {},
-            Some(tx),
-        ))
-        .expect("the load runs");
-    arrivals.on.store(false, Ordering::Relaxed);
+    let (result, at) = arrivals.during(|| {
+        gen_rt
+            .block_on(run_load_observed(
+                c,
+                CancellationToken::new(),
+                |_| {},
+                Some(tx),
+            ))
+            .expect("the load runs")
+    });
     let clock = gen_rt
         .block_on(rx)
         .expect("the load told when it started")
         .clock_start;
-    let mut at: Vec<u64> = std::mem::take(&mut *arrivals.at.lock())
+    let mut at: Vec<u64> = at
         .into_iter()
         .map(|t| t.saturating_duration_since(clock).as_micros() as u64)
         .collect();
@@ -387,25 +389,21 @@ fn ours_at(
     for o in ops.iter().filter(|o| measured(o)) {
         let _ = total.record(o.latency_us().max(1));
     }
-    let matched = ops.len() == at.len();
-    let steps = matched.then(|| {
-        let mut h = [histogram(), histogram(), histogram()];
+    // Steps, then slot->handler.
+    let matched = (ops.len() == at.len()).then(|| {
+        let mut h = [histogram(), histogram(), histogram(), histogram()];
         for (o, &arrived) in ops.iter().zip(&at).filter(|(o, _)| measured(o)) {
             let sent = o.invoke_us.max(o.intended_us);
             let from = o.intended_us.min(o.invoke_us);
             let _ = h[0].record(sent.saturating_sub(from));
             let _ = h[1].record(arrived.saturating_sub(o.invoke_us));
             let _ = h[2].record(o.complete_us.saturating_sub(arrived));
+            let _ = h[3].record(arrived.saturating_sub(o.intended_us));
         }
         h.each_ref().map(pct)
     });
-    let slot_to_handler = matched.then(|| {
-        let mut h = histogram();
-        for (o, &arrived) in ops.iter().zip(&at).filter(|(o, _)| measured(o)) {
-            let _ = h.record(arrived.saturating_sub(o.intended_us));
-        }
-        pct(&h)
-    });
+    let steps = matched.map(|[wake, send, answer, _]| [wake, send, answer]);
+    let slot_to_handler = matched.map(|[.., slot]| slot);
     Ours {
         total: pct(&total),
         slot_to_handler,
@@ -466,17 +464,18 @@ fn oha_at(base_url: &str, rate: f64) -> Option<Pct> {
     Some([ms("p50")?, ms("p90")?, ms("p99")?])
 }
 
-fn config(base_url: &str, client: HttpClient, rate: f64) -> LoadConfig {
+/// `rate` browses a second for `hold` (after `WARMUP`), by at most `users`.
+fn config(base_url: &str, client: HttpClient, rate: f64, hold: Duration, users: u32) -> LoadConfig {
     let mut c = LoadConfig::new(
         base_url,
         Model::Open {
             start_rate: rate,
             stages: vec![Stage {
-                duration: STEP,
+                duration: hold,
                 target_rate: rate,
             }],
             warmup_rate: None,
-            max_users: Some(USERS),
+            max_users: Some(users),
             expected_latency: Duration::from_millis(1),
         },
     );

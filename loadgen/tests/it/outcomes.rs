@@ -90,19 +90,11 @@ async fn a_timeout_is_unknown_not_a_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_after_sending_is_unknown() {
     // Reads each request, then hangs up without a word.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-            });
-        }
-    });
+    let (addr, server) = raw_server(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+    })
+    .await;
     for client in CLIENTS {
         let mut config = browse_at(&format!("http://{addr}"), 10.0, 1.0);
         config.client = client;
@@ -121,31 +113,23 @@ async fn a_connection_the_server_closes_after_answering_is_remade() {
     // Answers one request per connection, then hangs up: once saying so
     // (`connection: close`), once without a word (as an idle timeout does).
     for announce in [true, false] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = listener.accept().await else {
-                    return;
-                };
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    if s.read(&mut buf).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let close = if announce {
-                        "connection: close\r\n"
-                    } else {
-                        ""
-                    };
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                         content-length: 2\r\n{close}\r\n[]"
-                    );
-                    let _ = s.write_all(answer.as_bytes()).await;
-                });
+        let (addr, server) = raw_server(move |mut s| async move {
+            let mut buf = [0u8; 4096];
+            if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                return;
             }
-        });
+            let close = if announce {
+                "connection: close\r\n"
+            } else {
+                ""
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 content-length: 2\r\n{close}\r\n[]"
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        })
+        .await;
         for client in CLIENTS {
             let mut config = browse_at(&format!("http://{addr}"), 20.0, 1.0);
             config.client = client;
@@ -248,4 +232,21 @@ async fn a_pending_order_is_ok_with_its_id_and_followed_to_a_terminal_state() {
         .collect();
     assert_eq!(sent.len(), 10);
     assert!(keys.iter().all(|k| sent.contains(&**k)));
+}
+
+/// A loopback server that runs `each` on every connection it accepts;
+/// abort the handle to stop it.
+async fn raw_server<F, Fut>(each: F) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(each(s));
+        }
+    });
+    (addr, server)
 }
