@@ -95,8 +95,9 @@ pub fn topic_specs(config: &EventsConfig) -> Vec<TopicSpec> {
     gauntlet_events::topics::with_dlqs(&specs)
 }
 
-/// How long the broker may hold a fetch with no data, in milliseconds.
-pub const FETCH_WAIT_MS: u32 = 10;
+/// How long the broker may hold a fetch with no data, in milliseconds
+/// (librdkafka's default, stated).
+pub const FETCH_WAIT_MS: u32 = 500;
 
 /// Messages a consumer group handles at once (never two of one order: see
 /// the consumer's keyed lanes). The payments group waits on the provider
@@ -107,6 +108,9 @@ pub const CONSUMER_CONCURRENCY: usize = 32;
 /// The longest a member may go between polls, in milliseconds; also the
 /// rebalance timeout.
 pub const MAX_POLL_INTERVAL_MS: u32 = 20_000;
+
+/// How often an idle relay looks for rows nobody told it about.
+pub const RELAY_IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A service's consumers and relays, for `/metrics`, pausing, and stopping.
 #[derive(Default)]
@@ -147,9 +151,10 @@ impl Bus {
         // skip the membership protocol (see `static_assignment`).
         c.static_partitions = Some(config.partitions);
         c.max_in_flight = CONSUMER_CONCURRENCY;
-        // The embedded broker answers a fetch only when its wait runs out,
-        // so librdkafka's default 500 ms wait is added to every hop of a
-        // saga at low load. 10 ms keeps hops short for a little polling.
+        // A fetch with nothing to read waits on the broker for up to this
+        // long and is answered as soon as something is produced (the
+        // embedded broker too: see vendor/README.md), so the wait costs
+        // no latency, and an idle consumer asks twice a second.
         c.overrides
             .push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.to_string()));
         // A member that died mid-rebalance holds its partitions until the
@@ -183,6 +188,9 @@ impl Bus {
             producer,
             RelaySettings {
                 seed,
+                // Every service pokes the notifier after committing an
+                // outbox row; the interval only backs that up.
+                interval: RELAY_IDLE_INTERVAL,
                 ..RelaySettings::default()
             },
         );

@@ -253,7 +253,9 @@ impl Consumer {
         config: ConsumerConfig,
         handler: Arc<dyn Handler>,
     ) -> Result<ConsumerHandle, EventsError> {
-        // First: should it fail, no group consumer was created in vain.
+        // The dead-letter producer is made on the first dead letter: an
+        // idle client still wakes its threads, and most consumers never
+        // dead-letter anything.
         let mut dlq_settings = ProducerSettings::new(
             config.bootstrap.clone(),
             format!(
@@ -262,7 +264,7 @@ impl Consumer {
             ),
         );
         dlq_settings.delivery_timeout = config.dlq_delivery_timeout;
-        let dlq = EventProducer::with_settings(dlq_settings)?;
+        let dlq = LazyProducer::new(dlq_settings);
         let counters = Arc::new(Counters::new());
         let client_err = |source| EventsError::Client {
             what: "consumer",
@@ -505,11 +507,36 @@ struct Worker {
     kill: CancellationToken,
 }
 
+/// A producer made when first asked for, then kept.
+struct LazyProducer {
+    settings: ProducerSettings,
+    made: parking_lot::Mutex<Option<EventProducer>>,
+}
+
+impl LazyProducer {
+    fn new(settings: ProducerSettings) -> Self {
+        Self {
+            settings,
+            made: parking_lot::Mutex::new(None),
+        }
+    }
+
+    fn get(&self) -> Result<EventProducer, EventsError> {
+        let mut made = self.made.lock();
+        if let Some(p) = made.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = EventProducer::with_settings(self.settings.clone())?;
+        *made = Some(p.clone());
+        Ok(p)
+    }
+}
+
 /// Handles one message at a time (many of these run at once).
 struct Processor {
     shared: Arc<Shared>,
     handler: Arc<dyn Handler>,
-    dlq: EventProducer,
+    dlq: LazyProducer,
     backoff: parking_lot::Mutex<Backoff>,
     retry: RetrySettings,
     handler_timeout: Duration,
@@ -763,11 +790,14 @@ impl Processor {
         let headers = dead_letter_headers(msg, &self.shared.group, kind, error, attempts);
         let mut failures = 0;
         loop {
-            match self
-                .dlq
-                .publish_raw(&topic, msg.key.as_deref(), &msg.payload, &headers)
-                .await
-            {
+            let published = match self.dlq.get() {
+                Ok(dlq) => {
+                    dlq.publish_raw(&topic, msg.key.as_deref(), &msg.payload, &headers)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match published {
                 Ok(_) => {
                     Counters::bump(&self.shared.counters.dead_lettered);
                     tracing::info!(
@@ -807,7 +837,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     format!("handler panicked: {text}")
 }
 
-/// Every `interval`, measures each assigned partition's lag.
+/// Every `interval`, measures each assigned partition's lag, while someone
+/// reads the figures (an idle system asks the broker nothing).
 async fn measure_lag(shared: Arc<Shared>, interval: Duration, cancel: CancellationToken) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -815,6 +846,9 @@ async fn measure_lag(shared: Arc<Shared>, interval: Duration, cancel: Cancellati
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+        }
+        if !shared.counters.lag_wanted() {
+            continue;
         }
         let s = shared.clone();
         // Watermark and committed-offset queries block on the broker.

@@ -92,7 +92,13 @@ pub(crate) struct Counters {
     /// last stored it.
     positions: Mutex<HashMap<String, HashMap<i32, i64>>>,
     lag: Mutex<(Vec<PartitionLag>, Option<Instant>)>,
+    /// When a snapshot was last taken: lag is measured only while someone
+    /// reads it (see [`Counters::lag_wanted`]).
+    read_at: Mutex<Option<Instant>>,
 }
+
+/// Lag is measured while a snapshot was taken at most this long ago.
+pub(crate) const LAG_WANTED_FOR: Duration = Duration::from_secs(10);
 
 impl Counters {
     pub(crate) fn new() -> Self {
@@ -106,6 +112,7 @@ impl Counters {
             processing: Mutex::new(new_histogram()),
             positions: Mutex::new(HashMap::new()),
             lag: Mutex::new((Vec::new(), None)),
+            read_at: Mutex::new(None),
         }
     }
 
@@ -150,7 +157,16 @@ impl Counters {
         *self.lag.lock() = (lag, Some(Instant::now()));
     }
 
+    /// Whether anyone has read these figures lately: measuring lag takes
+    /// requests to the broker, which an idle system should not make.
+    pub(crate) fn lag_wanted(&self) -> bool {
+        self.read_at
+            .lock()
+            .is_some_and(|at| at.elapsed() <= LAG_WANTED_FOR)
+    }
+
     pub(crate) fn snapshot(&self, group: &str) -> ConsumerStats {
+        *self.read_at.lock() = Some(Instant::now());
         let (lag, at) = self.lag.lock().clone();
         ConsumerStats {
             group: group.to_string(),
@@ -201,5 +217,15 @@ mod tests {
         let s = c.snapshot("g");
         assert_eq!(s.total_lag(), 4);
         assert!(s.lag_age.is_some());
+    }
+
+    #[test]
+    fn lag_is_wanted_only_after_a_read() {
+        let c = Counters::new();
+        assert!(!c.lag_wanted());
+        let _ = c.snapshot("g");
+        assert!(c.lag_wanted());
+        *c.read_at.lock() = Instant::now().checked_sub(LAG_WANTED_FOR * 2);
+        assert!(!c.lag_wanted());
     }
 }
