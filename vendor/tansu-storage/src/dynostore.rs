@@ -1001,42 +1001,85 @@ impl Storage for DynoStore {
 
         debug!(high_watermark);
 
+        let mut batches = vec![];
+        let mut bytes = max_bytes as u64;
+
+        // Batches are stored under their base offset and follow one another
+        // (each starts where the last one's records end), so a consumer that
+        // reads from a batch boundary, as one that keeps up always does,
+        // gets each by its key: no listing of the whole partition (which
+        // grows with every batch ever written) on every fetch.
+        let mut next = offset;
+        while next < high_watermark {
+            let location = Path::from(format!(
+                "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
+                self.cluster, topition.topic, topition.partition, next,
+            ));
+            let get_result = match self.object_store.get(&location).await {
+                Ok(found) => found,
+                // Not a batch boundary (a consumer resuming mid-batch), or
+                // the batch is being written: the listing below finds it.
+                Err(object_store::Error::NotFound { .. }) if batches.is_empty() => break,
+                Err(object_store::Error::NotFound { .. }) => return Ok(batches),
+                Err(error) => {
+                    error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes);
+                    return Err(Error::Api(ErrorCode::UnknownServerError));
+                }
+            };
+            let size = get_result.meta.size;
+            let mut batch = get_result
+                .bytes()
+                .await
+                .inspect_err(|error| error!(?error, %location))
+                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
+                .and_then(|encoded| self.decode(encoded))?;
+            batch.base_offset = next;
+            next += i64::from(batch.last_offset_delta) + 1;
+            batches.push(batch);
+
+            if size > bytes {
+                return Ok(batches);
+            }
+            bytes = bytes.saturating_sub(size);
+        }
+        if !batches.is_empty() || offset >= high_watermark {
+            return Ok(batches);
+        }
+
         let mut offsets = BTreeSet::new();
 
-        if offset < high_watermark {
-            let location = Path::from(format!(
-                "clusters/{}/topics/{}/partitions/{:0>10}/records/",
-                self.cluster, topition.topic, topition.partition
-            ));
+        let location = Path::from(format!(
+            "clusters/{}/topics/{}/partitions/{:0>10}/records/",
+            self.cluster, topition.topic, topition.partition
+        ));
 
-            let mut list_stream = self.object_store.list(Some(&location));
+        let mut list_stream = self.object_store.list(Some(&location));
 
-            while let Some(meta) = list_stream
-                .next()
-                .await
-                .inspect(|meta| debug!(?meta))
-                .transpose()
-                .inspect_err(|error| error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes))
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
-            {
-                let Some(offset) = meta.location.parts().next_back() else {
-                    continue;
-                };
+        while let Some(meta) = list_stream
+            .next()
+            .await
+            .inspect(|meta| debug!(?meta))
+            .transpose()
+            .inspect_err(|error| error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes))
+            .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
+        {
+            let Some(offset) = meta.location.parts().next_back() else {
+                continue;
+            };
 
-                let offset = i64::from_str(&offset.as_ref()[0..20])?;
-                debug!(offset);
+            let offset = i64::from_str(&offset.as_ref()[0..20])?;
+            debug!(offset);
 
-                if offset < high_watermark {
-                    _ = offsets.insert(offset);
-                }
+            if offset < high_watermark {
+                _ = offsets.insert(offset);
             }
         }
 
-        let mut batches = vec![];
+        // From the batch holding `offset` (the consumer skips the records
+        // before it), as Kafka does; not only from the batches after it.
+        let first = offsets.range(..=offset).next_back().copied().unwrap_or(offset);
 
-        let mut bytes = max_bytes as u64;
-
-        for offset in offsets.split_off(&offset) {
+        for offset in offsets.split_off(&first) {
             debug!(?offset);
 
             let location = Path::from(format!(

@@ -1,4 +1,5 @@
-//! The embedded broker: ports, advertised addresses, stopping.
+//! The embedded broker: ports, advertised addresses, stopping; fetches
+//! answered as soon as a record arrives, and from inside a batch.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{loopback, topic, unique, wait_until, Recorder, DEADLINE};
+use crate::common::{self, loopback, topic, unique, wait_until, Recorder, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_zero_gets_a_real_port_and_a_taken_port_is_an_error() {
@@ -175,4 +176,121 @@ async fn a_consumer_stops_promptly_after_its_broker_is_gone() {
     let took = started.elapsed();
     println!("stop without a broker took {took:?}");
     assert!(took < Duration::from_secs(8), "stop took {took:?}");
+}
+
+/// A consumer reading `topic`'s partition 0 from `offset`, whose fetches the
+/// broker may hold for `wait_ms` when there is nothing to read.
+fn reader(
+    bootstrap: &str,
+    topic: &str,
+    offset: rdkafka::Offset,
+    wait_ms: u32,
+) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer as _;
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", wait_ms.to_string())
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, offset)
+        .expect("partition");
+    c.assign(&tpl).expect("assign");
+    c
+}
+
+/// Polls `c` on a blocking thread until `n` messages came or `limit`
+/// passed; returns their offsets.
+async fn read(c: rdkafka::consumer::BaseConsumer, n: usize, limit: Duration) -> Vec<i64> {
+    use rdkafka::Message as _;
+    tokio::task::spawn_blocking(move || {
+        let until = std::time::Instant::now() + limit;
+        let mut offsets = Vec::new();
+        while offsets.len() < n && std::time::Instant::now() < until {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                offsets.push(m.offset());
+            }
+        }
+        offsets
+    })
+    .await
+    .expect("reader thread")
+}
+
+/// Sends `n` records at once to partition 0, so the producer puts them in
+/// as few batches as it can; returns once all are written.
+async fn produce(bootstrap: &str, topic: &str, n: usize) {
+    let p: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "50")
+        .set("enable.idempotence", "false")
+        .create()
+        .expect("producer");
+    let sends = (0..n).map(|i| {
+        let payload = format!("m{i}");
+        let p = p.clone();
+        async move {
+            p.send(
+                rdkafka::producer::FutureRecord::<(), String>::to(topic)
+                    .partition(0)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+        }
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.expect("record written");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fetch_is_answered_when_a_record_arrives_not_when_its_wait_runs_out() {
+    let broker = common::broker().await;
+    let name = unique("longpoll");
+    topic(&broker.bootstrap(), &name, 1).await;
+    // The broker may hold each fetch for 20 s; the record comes 1 s after
+    // the reader starts waiting, so a broker that held the fetch to the
+    // end would answer after 19 s more.
+    let c = reader(
+        &broker.bootstrap(),
+        &name,
+        rdkafka::Offset::Beginning,
+        20_000,
+    );
+    let reading = tokio::spawn(read(c, 1, Duration::from_secs(15)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    produce(&broker.bootstrap(), &name, 1).await;
+    let written = std::time::Instant::now();
+    let got = reading.await.expect("reader");
+    assert_eq!(got, vec![0], "the record was not read within 15 s");
+    assert!(
+        written.elapsed() < Duration::from_secs(10),
+        "read {:?} after it was written",
+        written.elapsed()
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_resuming_inside_a_batch_gets_the_rest_of_it() {
+    let broker = common::broker().await;
+    let name = unique("midbatch");
+    topic(&broker.bootstrap(), &name, 1).await;
+    produce(&broker.bootstrap(), &name, 10).await;
+    // Offset 5 is inside the first batch when the producer batched; then
+    // the broker must answer with that batch (the client skips 0..4), not
+    // only with the batches after it.
+    let c = reader(&broker.bootstrap(), &name, rdkafka::Offset::Offset(5), 500);
+    let got = read(c, 5, DEADLINE).await;
+    assert_eq!(got, vec![5, 6, 7, 8, 9]);
+    // And from the start, every record once, in order.
+    let c = reader(&broker.bootstrap(), &name, rdkafka::Offset::Beginning, 500);
+    let got = read(c, 10, DEADLINE).await;
+    assert_eq!(got, (0..10).collect::<Vec<i64>>());
+    broker.stop().await;
 }

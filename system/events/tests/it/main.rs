@@ -3,7 +3,8 @@
 //! every one links the whole dependency tree: that link time was most of a
 //! cold build. Its modules, one per former binary, and their helpers:
 //!
-//! - `broker`: the embedded broker: ports, advertised addresses, stopping.
+//! - `broker`: the embedded broker: ports, advertised addresses, stopping;
+//!   fetches answered when data arrives, and from inside a batch.
 //! - `concurrency`: many keys at once, one key at a time, offsets committed
 //!   in order.
 //! - `dead_letters`: poison messages, permanent errors, retries and
