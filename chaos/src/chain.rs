@@ -174,6 +174,12 @@ impl Chain {
         chain
     }
 
+    /// Whether bytes may skip the chain: no toxic on this direction and
+    /// nothing waiting to be written.
+    pub(crate) fn passes_through(&self) -> bool {
+        self.stages.is_empty() && self.outbox.is_empty()
+    }
+
     /// Whether the first stage (or the outbox) can take another item.
     pub(crate) fn can_accept(&self) -> bool {
         match self.stages.first() {

@@ -19,6 +19,7 @@
 //! - `reset_peer` fires: both sockets are closed with linger 0 (RST);
 //! - the proxy is disabled, changed or deleted: both sockets are closed.
 
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -120,6 +121,17 @@ pub(crate) async fn serve(client: TcpStream, ctx: ConnContext) {
     // Each socket closes when the last pump holding a half of it is done.
 }
 
+/// Waits for the proxy's toxics to change; hands the receiver back.
+async fn next_change(
+    mut rx: watch::Receiver<Arc<Snapshot>>,
+) -> (
+    watch::Receiver<Arc<Snapshot>>,
+    Result<(), watch::error::RecvError>,
+) {
+    let changed = rx.changed().await;
+    (rx, changed)
+}
+
 struct Pump {
     src: OwnedReadHalf,
     dst: OwnedWriteHalf,
@@ -150,6 +162,17 @@ impl Pump {
         let mut timer: Pin<Box<Sleep>> = Box::pin(sleep_until(Instant::now()));
         let mut timer_at: Option<Instant> = None;
         let mut busy_turns = 0usize;
+        // The pass-through buffer: with no toxic on this direction, bytes go
+        // from the source straight to the destination through it, with no
+        // allocation or timestamp per chunk.
+        let mut plain = vec![0u8; READ_SIZE];
+        // Made once: a fresh cancellation future per wait would register
+        // with (and leave) its token every time the pump sleeps.
+        let (abort, source_gone) = (self.abort.clone(), self.source_gone.clone());
+        let mut aborted = std::pin::pin!(abort.cancelled());
+        let mut gone = std::pin::pin!(source_gone.cancelled());
+        // Likewise the wait for a change of toxics, on its own receiver.
+        let mut change = Box::pin(next_change(self.toxics.clone()));
 
         loop {
             if toxics_changed || (toxics_open && self.toxics.has_changed().unwrap_or(false)) {
@@ -160,7 +183,16 @@ impl Pump {
 
             let mut progressed = false;
             let mut reads = 0;
-            while !source_done && reads < READS_PER_TURN && self.chain.can_accept() {
+            let plain_path = self.chain.passes_through();
+            if plain_path {
+                match self.copy_plain(&mut plain, &mut source_done) {
+                    // Drained: the source said it would block, so go and
+                    // wait rather than ask it again at once.
+                    Some((moved, drained)) => progressed = moved && !drained,
+                    None => return None,
+                }
+            }
+            while !plain_path && !source_done && reads < READS_PER_TURN && self.chain.can_accept() {
                 reads += 1;
                 buf.reserve(READ_SIZE);
                 match self.src.try_read_buf(&mut buf) {
@@ -232,22 +264,28 @@ impl Pump {
 
             tokio::select! {
                 biased;
-                _ = self.abort.cancelled() => return None,
-                _ = self.source_gone.cancelled(), if !source_done => {
+                _ = &mut aborted => return None,
+                _ = &mut gone, if !source_done => {
                     source_done = true;
                     self.chain.push(Item::End(End::Close));
                 }
-                changed = self.toxics.changed(), if toxics_open => match changed {
-                    Ok(()) => toxics_changed = true,
+                (rx, changed) = &mut change, if toxics_open => match changed {
+                    Ok(()) => {
+                        toxics_changed = true;
+                        change.set(next_change(rx));
+                    }
                     Err(_) => toxics_open = false,
                 },
-                ready = self.src.readable(), if want_read => {
+                // `poll_*_ready` keep one waker per direction in the socket,
+                // where `readable()` would join (and leave) a waiter list on
+                // every wait; each half is waited on by one pump only.
+                ready = poll_fn(|cx| self.src.as_ref().poll_read_ready(cx)), if want_read => {
                     if ready.is_err() {
                         source_done = true;
                         self.chain.push(Item::End(End::Close));
                     }
                 }
-                ready = self.dst.writable(), if want_write => {
+                ready = poll_fn(|cx| self.dst.as_ref().poll_write_ready(cx)), if want_write => {
                     if ready.is_err() {
                         return None;
                     }
@@ -257,6 +295,59 @@ impl Pump {
                 }
             }
         }
+    }
+
+    /// The pass-through: reads and writes straight through `buf` while the
+    /// destination takes everything. A write that falls short leaves the
+    /// rest in the outbox (the chain's path writes it, in order); an end of
+    /// stream goes there too. Returns whether anything moved and whether
+    /// the source was left drained (it would block), or `None` if the
+    /// destination failed.
+    fn copy_plain(&mut self, buf: &mut [u8], source_done: &mut bool) -> Option<(bool, bool)> {
+        let mut moved = false;
+        for _ in 0..READS_PER_TURN {
+            if *source_done {
+                break;
+            }
+            let n = match self.src.try_read(buf) {
+                Ok(0) => {
+                    *source_done = true;
+                    self.chain.push(Item::End(End::Eof));
+                    return Some((true, false));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some((moved, true)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "source failed; closing the link");
+                    *source_done = true;
+                    self.chain.push(Item::End(End::Close));
+                    return Some((true, false));
+                }
+            };
+            moved = true;
+            self.counters.received.inc_by(n as u64);
+            let mut written = 0;
+            while written < n {
+                match self.dst.try_write(&buf[written..n]) {
+                    Ok(0) => break,
+                    Ok(w) => written += w,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "destination failed; closing the connection");
+                        return None;
+                    }
+                }
+            }
+            self.counters.sent.inc_by(written as u64);
+            if written < n {
+                self.chain.push(Item::Data(Chunk {
+                    data: bytes::Bytes::copy_from_slice(&buf[written..n]),
+                    at: Instant::now(),
+                }));
+                break;
+            }
+        }
+        Some((moved, false))
     }
 
     /// Acts on how the stream ended, once everything before the end has been
