@@ -1,5 +1,6 @@
 //! The embedded broker: ports, advertised addresses, stopping; fetches
-//! answered as soon as a record arrives, and from inside a batch.
+//! answered as soon as a record arrives, and from inside a batch; an
+//! ApiVersions answer old librdkafka (kcat) can read.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -292,5 +293,56 @@ async fn a_consumer_resuming_inside_a_batch_gets_the_rest_of_it() {
     let c = reader(&broker.bootstrap(), &name, rdkafka::Offset::Beginning, 500);
     let got = read(c, 10, DEADLINE).await;
     assert_eq!(got, (0..10).collect::<Vec<i64>>());
+    broker.stop().await;
+}
+
+/// The ApiVersions v3 exchange as librdkafka 2.0 sends it (kcat 1.7.1),
+/// byte for byte: the answer ends with no tagged fields, as Kafka's does,
+/// because that librdkafka skips each tagged field one byte short and
+/// cannot read past one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_v3_ends_without_tagged_fields_so_old_librdkafka_can_read_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = common::broker().await;
+    let compact = |s: &str| [&[s.len() as u8 + 1][..], s.as_bytes()].concat();
+    let mut body = Vec::new();
+    body.extend_from_slice(&18i16.to_be_bytes()); // ApiVersions
+    body.extend_from_slice(&3i16.to_be_bytes());
+    body.extend_from_slice(&7i32.to_be_bytes()); // correlation id
+    body.extend_from_slice(&4i16.to_be_bytes());
+    body.extend_from_slice(b"kcat");
+    body.push(0); // header tagged fields
+    body.extend(compact("librdkafka"));
+    body.extend(compact("2.0.2"));
+    body.push(0); // body tagged fields
+    let mut s = tokio::net::TcpStream::connect(broker.addr())
+        .await
+        .expect("connect");
+    s.write_all(&(body.len() as i32).to_be_bytes())
+        .await
+        .expect("send size");
+    s.write_all(&body).await.expect("send request");
+    let size = s.read_i32().await.expect("answer size") as usize;
+    let mut answer = vec![0u8; size];
+    s.read_exact(&mut answer).await.expect("answer");
+
+    // Correlation id, error code, then a compact array of (api key, min,
+    // max, tagged fields), the throttle time, and the tagged fields.
+    assert_eq!(&answer[..4], &7i32.to_be_bytes(), "correlation id");
+    assert_eq!(&answer[4..6], &[0, 0], "error code");
+    let apis = usize::from(answer[6]) - 1;
+    assert!(apis > 10, "{apis} APIs");
+    let mut at = 7;
+    for _ in 0..apis {
+        assert_eq!(answer[at + 6], 0, "an API's tagged fields at byte {at}");
+        at += 7;
+    }
+    at += 4; // throttle time
+    assert_eq!(
+        &answer[at..],
+        &[0],
+        "the response's tagged fields: {:02x?}",
+        &answer[at..]
+    );
     broker.stop().await;
 }
