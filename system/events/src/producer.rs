@@ -88,6 +88,10 @@ impl EventProducer {
             )
             .set("linger.ms", millis(settings.linger).to_string())
             .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS)
+            // The Java client's partitioner (murmur2 of the key), so a Java
+            // or kafka-python producer puts a key on the same partition as
+            // ours; librdkafka's default (crc32) would not.
+            .set("partitioner", "murmur2_random")
             // The idempotent producer needs more of the protocol than a
             // plain one; ordering per key is kept by the callers instead
             // (the outbox relay has one message per key in flight).

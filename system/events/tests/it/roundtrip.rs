@@ -181,3 +181,71 @@ async fn sizes_and_lag_are_exact_when_records_are_batched() {
     consumer.stop().await;
     broker.stop().await;
 }
+
+/// Kafka's Java `Utils.murmur2`, the partitioner the Java client and
+/// kafka-python use for keyed records.
+fn java_murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+#[test]
+fn the_java_murmur2_here_matches_kafkas_published_values() {
+    // From Kafka's UtilsTest.testMurmur2.
+    assert_eq!(java_murmur2(b"21"), -973932308);
+    assert_eq!(java_murmur2(b"foobar"), -790332482);
+    assert_eq!(java_murmur2(b"a-little-bit-long-string"), -985981536);
+    assert_eq!(java_murmur2(b"a-little-bit-longer-string"), -1486304829);
+    assert_eq!(
+        java_murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+        -58897971
+    );
+    assert_eq!(java_murmur2(b"abc"), 479470107);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_lands_on_the_partition_the_java_client_would_pick() {
+    let broker = broker().await;
+    let bootstrap = broker.bootstrap();
+    let topic_name = unique("keys");
+    topic(&bootstrap, &topic_name, 6).await;
+    let producer = EventProducer::new(&bootstrap, "test-keys").expect("producer");
+    for order in 0..40i64 {
+        let event = Event::new(EventType::OrderCreated, order, json!({ "n": order }));
+        let key = event.key();
+        let (partition, _) = producer
+            .publish(&topic_name, &key, &event)
+            .await
+            .expect("published");
+        // Java: toPositive(murmur2(key)) % partitions.
+        let java = (java_murmur2(key.as_bytes()) & 0x7fff_ffff) % 6;
+        assert_eq!(partition, java, "key {key}");
+    }
+    broker.stop().await;
+}
