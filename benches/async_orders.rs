@@ -2,10 +2,19 @@
 //! open-loop (on schedule, whatever the answers do) through the gateway
 //! with `flow = "async"` for a fixed time, on the same stack `serve` runs
 //! (every link behind its proxy, the embedded broker behind `kafka`).
-//! Reports orders accepted per second, the accept latency, and the time
-//! from accepted to CONFIRMED/CANCELLED as the orders database recorded it.
+//! Reports orders accepted per second, the accept latency, the time from
+//! accepted to CONFIRMED/CANCELLED as the orders database recorded it, and
+//! the CPU the whole process spent per order while sending and settling.
 //!
 //! `cargo bench --bench async_orders [-- --rate 2000 --seconds 30]`
+//!
+//! With `--find`, it looks for the sustained rate instead: the highest
+//! offered rate at which every order is accepted and settles, with settle
+//! p99 under 1 s, for `--seconds` (default 20). It doubles from `--from`
+//! (default 100) until a rate fails, then bisects to within 10%, each rate
+//! on a fresh stack, at most `--probes` (default 8) rates.
+//!
+//! `cargo bench --bench async_orders -- --find [--from 100 --seconds 20]`
 
 use std::time::{Duration, Instant};
 
@@ -24,16 +33,108 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    let rate = arg("--rate", 2000);
-    let seconds = arg("--seconds", 30);
+    let find = std::env::args().any(|a| a == "--find");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(rate, seconds));
+    if find {
+        let seconds = arg("--seconds", 20);
+        rt.block_on(find_sustained(
+            arg("--from", 100).max(1),
+            seconds,
+            arg("--probes", 8),
+        ));
+    } else {
+        rt.block_on(run(arg("--rate", 2000), arg("--seconds", 30)));
+    }
 }
 
-async fn run(rate: u64, seconds: u64) {
+/// What one rate gave.
+struct Probe {
+    rate: u64,
+    total: u64,
+    accepted: u64,
+    open: u64,
+    settle_p99_ms: u64,
+    cpu_ms_per_order: f64,
+}
+
+impl Probe {
+    /// Every order accepted and settled, settle p99 under a second.
+    fn held(&self) -> bool {
+        self.accepted == self.total && self.open == 0 && self.settle_p99_ms < 1000
+    }
+}
+
+/// User plus system CPU this process has used so far.
+fn cpu_used() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass and reads nothing.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+async fn find_sustained(from: u64, seconds: u64, probes: u64) {
+    let (mut held, mut failed): (Option<u64>, Option<u64>) = (None, None);
+    let mut rate = from;
+    let mut results = Vec::new();
+    for _ in 0..probes {
+        let p = run(rate, seconds).await;
+        println!();
+        if p.held() {
+            held = Some(rate);
+        } else {
+            failed = Some(rate);
+        }
+        results.push(p);
+        let next = match (held, failed) {
+            (Some(lo), None) => lo * 2,
+            (lo, Some(hi)) => {
+                let lo = lo.unwrap_or(0);
+                if hi - lo <= (lo / 10).max(5) {
+                    break;
+                }
+                (lo + hi) / 2
+            }
+            (None, None) => break,
+        };
+        rate = next;
+    }
+    println!("sustained rate, async flow ({seconds} s per rate; held = all accepted, all settled, settle p99 < 1 s):");
+    println!("| offered | accepted | still open | settle p99 | CPU per order | held |");
+    println!("|---|---|---|---|---|---|");
+    for p in &results {
+        println!(
+            "| {}/s | {} of {} | {} | {} ms | {:.2} ms | {} |",
+            p.rate,
+            p.accepted,
+            p.total,
+            p.open,
+            p.settle_p99_ms,
+            p.cpu_ms_per_order,
+            if p.held() { "yes" } else { "no" }
+        );
+    }
+    match held {
+        Some(r) => {
+            let cpu = results
+                .iter()
+                .find(|p| p.rate == r)
+                .map_or(0.0, |p| p.cpu_ms_per_order);
+            println!(
+                "sustained: {r}/s ({cpu:.2} ms CPU per order){}",
+                failed.map_or(String::new(), |f| format!("; {f}/s did not hold"))
+            );
+        }
+        None => println!("sustained: none; {from}/s already did not hold"),
+    }
+}
+
+async fn run(rate: u64, seconds: u64) -> Probe {
     let mut stack = Stack::start(StackOptions {
         kafka: Kafka::Embedded,
         ..StackOptions::default()
@@ -68,6 +169,7 @@ async fn run(rate: u64, seconds: u64) {
         json!({"user_id": user["id"], "product_id": product["id"], "quantity": 1, "flow": "async"});
 
     // Open loop: one request per slot of the schedule, sent on time.
+    let cpu_before = cpu_used();
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
@@ -119,6 +221,7 @@ async fn run(rate: u64, seconds: u64) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let cpu = cpu_used().saturating_sub(cpu_before);
     let mut settle = Histogram::<u64>::new_with_bounds(1, 600_000, 3).expect("histogram");
     let (mut after, mut confirmed, mut cancelled) = (0i64, 0u64, 0u64);
     loop {
@@ -172,6 +275,11 @@ async fn run(rate: u64, seconds: u64) {
         settle.value_at_quantile(0.99),
         settle.max()
     );
+    let cpu_ms_per_order = cpu.as_secs_f64() * 1e3 / accepted.max(1) as f64;
+    println!(
+        "CPU            {:.1} s user+system while sending and settling: {cpu_ms_per_order:.2} ms per accepted order",
+        cpu.as_secs_f64()
+    );
     // Where the time goes: each consumer group's handling time per message.
     for service in [
         ServiceName::Catalog,
@@ -201,4 +309,12 @@ async fn run(rate: u64, seconds: u64) {
         );
     }
     stack.stop().await;
+    Probe {
+        rate,
+        total,
+        accepted,
+        open: if open == u64::MAX { 0 } else { open },
+        settle_p99_ms: settle.value_at_quantile(0.99),
+        cpu_ms_per_order,
+    }
 }
