@@ -168,9 +168,8 @@ impl Pump {
         let mut plain = vec![0u8; READ_SIZE];
         // Made once: a fresh cancellation future per wait would register
         // with (and leave) its token every time the pump sleeps.
-        let (abort, source_gone) = (self.abort.clone(), self.source_gone.clone());
-        let mut aborted = std::pin::pin!(abort.cancelled());
-        let mut gone = std::pin::pin!(source_gone.cancelled());
+        let mut aborted = std::pin::pin!(self.abort.clone().cancelled_owned());
+        let mut gone = std::pin::pin!(self.source_gone.clone().cancelled_owned());
         // Likewise the wait for a change of toxics, on its own receiver.
         let mut change = Box::pin(next_change(self.toxics.clone()));
 

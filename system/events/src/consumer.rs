@@ -790,14 +790,12 @@ impl Processor {
         let headers = dead_letter_headers(msg, &self.shared.group, kind, error, attempts);
         let mut failures = 0;
         loop {
-            let published = match self.dlq.get() {
-                Ok(dlq) => {
-                    dlq.publish_raw(&topic, msg.key.as_deref(), &msg.payload, &headers)
-                        .await
-                }
-                Err(e) => Err(e),
+            let published = async {
+                let dlq = self.dlq.get()?;
+                dlq.publish_raw(&topic, msg.key.as_deref(), &msg.payload, &headers)
+                    .await
             };
-            match published {
+            match published.await {
                 Ok(_) => {
                     Counters::bump(&self.shared.counters.dead_lettered);
                     tracing::info!(

@@ -400,6 +400,35 @@ impl DynoStore {
         Ok(PutPayload::from(Bytes::from(deflated)))
     }
 
+    /// Reads the batch stored under base offset `offset`: its stored size
+    /// and the batch, or `None` if there is none.
+    async fn read_batch(
+        &self,
+        topition: &Topition,
+        offset: i64,
+    ) -> Result<Option<(u64, deflated::Batch)>> {
+        let location = Path::from(format!(
+            "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
+            self.cluster, topition.topic, topition.partition, offset,
+        ));
+        let get_result = match self.object_store.get(&location).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => {
+                error!(?error, ?topition, ?offset);
+                return Err(Error::Api(ErrorCode::UnknownServerError));
+            }
+        };
+        let size = get_result.meta.size;
+        let batch = get_result
+            .bytes()
+            .await
+            .inspect_err(|error| error!(?error, %location))
+            .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
+            .and_then(|encoded| self.decode(encoded))?;
+        Ok(Some((size, batch)))
+    }
+
     fn decode(&self, encoded: Bytes) -> Result<deflated::Batch> {
         debug!(encoded = ?&encoded[..]);
         deflated::Batch::try_from(encoded)
@@ -1011,28 +1040,14 @@ impl Storage for DynoStore {
         // grows with every batch ever written) on every fetch.
         let mut next = offset;
         while next < high_watermark {
-            let location = Path::from(format!(
-                "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
-                self.cluster, topition.topic, topition.partition, next,
-            ));
-            let get_result = match self.object_store.get(&location).await {
-                Ok(found) => found,
+            let Some((size, mut batch)) = self.read_batch(topition, next).await? else {
                 // Not a batch boundary (a consumer resuming mid-batch), or
                 // the batch is being written: the listing below finds it.
-                Err(object_store::Error::NotFound { .. }) if batches.is_empty() => break,
-                Err(object_store::Error::NotFound { .. }) => return Ok(batches),
-                Err(error) => {
-                    error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes);
-                    return Err(Error::Api(ErrorCode::UnknownServerError));
+                if batches.is_empty() {
+                    break;
                 }
+                return Ok(batches);
             };
-            let size = get_result.meta.size;
-            let mut batch = get_result
-                .bytes()
-                .await
-                .inspect_err(|error| error!(?error, %location))
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
-                .and_then(|encoded| self.decode(encoded))?;
             batch.base_offset = next;
             next += i64::from(batch.last_offset_delta) + 1;
             batches.push(batch);
@@ -1082,26 +1097,10 @@ impl Storage for DynoStore {
         for offset in offsets.split_off(&first) {
             debug!(?offset);
 
-            let location = Path::from(format!(
-                "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
-                self.cluster, topition.topic, topition.partition, offset,
-            ));
-
-            let get_result = self
-                .object_store
-                .get(&location)
-                .await
-                .inspect_err(|error| error!(?error, ?topition, ?offset, ?min_bytes, ?max_bytes))
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?;
-
-            let size = get_result.meta.size;
-
-            let mut batch = get_result
-                .bytes()
-                .await
-                .inspect_err(|error| error!(?error, %location))
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))
-                .and_then(|encoded| self.decode(encoded))?;
+            let (size, mut batch) = self
+                .read_batch(topition, offset)
+                .await?
+                .ok_or(Error::Api(ErrorCode::UnknownServerError))?;
             batch.base_offset = offset;
             batches.push(batch);
 
