@@ -136,6 +136,15 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ChaosError> 
     serde_json::from_slice(body).map_err(|e| ChaosError::BadRequest(e.to_string()))
 }
 
+/// The proxies of a Toxiproxy config file (what `toxiproxy-server -config
+/// FILE` loads, and `POST /populate` takes): a JSON array of
+/// `{"name", "listen", "upstream", "enabled"}`, `enabled` defaulting to
+/// true. The error carries the line and column.
+pub fn proxies_from_json(text: &str) -> Result<Vec<ProxySpec>, serde_json::Error> {
+    let inputs: Vec<ProxyInput> = serde_json::from_str(text)?;
+    Ok(inputs.into_iter().map(Into::into).collect())
+}
+
 /// A proxy as clients send it; missing strings are empty, missing `enabled`
 /// is `true`.
 #[derive(Deserialize)]

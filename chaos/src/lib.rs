@@ -87,7 +87,9 @@ mod proxy;
 mod seed;
 pub mod toxics;
 
-pub use api::{api, run_api, run_standalone, DEFAULT_API_ADDR, TOXIPROXY_API_VERSION};
+pub use api::{
+    api, proxies_from_json, run_api, run_standalone, DEFAULT_API_ADDR, TOXIPROXY_API_VERSION,
+};
 pub use chaos::Chaos;
 pub use error::ChaosError;
 pub use model::{Proxy, ProxySpec, ProxyUpdate, Stream, Toxic, ToxicSpec, ToxicUpdate};

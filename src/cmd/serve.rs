@@ -13,7 +13,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use gauntlet::stack::{Kafka, Stack, StackOptions};
+use gauntlet_events::Share;
 use gauntlet_system::config::Endpoints;
+use gauntlet_system::events::{Instance, Membership};
 use gauntlet_system::service::ServiceContext;
 use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
 
@@ -50,6 +52,19 @@ pub struct ServeArgs {
     /// GAUNTLET_<NAME>_URL variables are read too.
     #[arg(long = "peer", value_parser = parse_peer)]
     peers: Vec<(ServiceName, String)>,
+    /// With --service: this process is instance INDEX of COUNT of its
+    /// service (e.g. 0/2), sharing its database with the others. Its
+    /// relay publishes the outbox rows whose order id is INDEX mod COUNT;
+    /// with static membership its consumers take the partitions p with
+    /// p mod COUNT = INDEX.
+    #[arg(long, env = "GAUNTLET_INSTANCE", value_name = "INDEX/COUNT")]
+    instance: Option<Share>,
+    /// With --service: how its consumers get partitions. `static` takes
+    /// them directly (the embedded broker's way: its coordinator does not
+    /// expire a crashed member); `group` joins the consumer group with
+    /// cooperative-sticky assignment, for a real Kafka cluster.
+    #[arg(long, env = "GAUNTLET_MEMBERSHIP", default_value = "static")]
+    membership: Membership,
     /// Seeds every random choice (backoff jitter, provider faults).
     #[arg(long, env = "GAUNTLET_SEED", default_value_t = 1)]
     seed: u64,
@@ -84,6 +99,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<SystemConfig> {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args)?;
+    if args.service.is_none() && args.instance.is_some() {
+        bail!("--instance needs --service: the whole system in one process is one instance of each service");
+    }
     match args.service {
         None => serve_all(args, config).await,
         Some(name) => serve_one(args, config, name).await,
@@ -158,17 +176,30 @@ async fn serve_one(
     let listener = gauntlet_system::service::bind(name, &args.listen).await?;
     let addr = listener.local_addr()?;
     endpoints.services.insert(name, format!("http://{addr}"));
+    let instance = Instance {
+        share: args.instance.unwrap_or_default(),
+        membership: args.membership,
+    };
     let ctx = ServiceContext::new(
         name,
         data_dir,
         Arc::new(config),
         Arc::new(endpoints),
         gauntlet_system::client::http_client(),
-    );
+    )
+    .with_instance(instance);
     let running = gauntlet_system::services::start(ctx, listener)
         .await
         .with_context(|| format!("cannot start {name}"))?;
-    println!("{name} http://{addr}");
+    if instance.share.is_whole() {
+        println!("{name} http://{addr}");
+    } else {
+        println!(
+            "{name} http://{addr} instance {} ({} membership)",
+            instance.share,
+            instance.membership.as_str()
+        );
+    }
     shutdown_signal().await;
     running.stop().await;
     Ok(ExitCode::SUCCESS)

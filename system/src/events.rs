@@ -19,7 +19,7 @@ use std::time::Duration;
 use gauntlet_events::outbox::RelayStats;
 use gauntlet_events::{
     Consumer, ConsumerConfig, ConsumerHandle, ConsumerStats, EventProducer, Handler, OutboxRelay,
-    RelaySettings, RetrySettings, TopicSpec,
+    RelaySettings, RetrySettings, Share, TopicSpec,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -112,6 +112,62 @@ pub const MAX_POLL_INTERVAL_MS: u32 = 20_000;
 /// How often an idle relay looks for rows nobody told it about.
 pub const RELAY_IDLE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How a service's consumers get their partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Membership {
+    /// Take this process's [`Share`] of every partition directly, with no
+    /// membership protocol. The choice for the embedded broker, whose group
+    /// coordinator does not expire a member that died without leaving: a
+    /// crashed process would hold its partitions until the broker restarts.
+    /// With one process per service (the default share, `0/1`), that one
+    /// takes every partition; with `--instance i/n`, partition `p` is
+    /// instance `p mod n`'s.
+    #[default]
+    Static,
+    /// Join the group as Kafka means it (cooperative-sticky assignment):
+    /// processes of one service share the partitions, a new one gets some
+    /// without the others stopping, and a crashed one's move to the rest
+    /// once its session times out. Offsets are committed when partitions
+    /// are revoked. For a real Kafka cluster.
+    Group,
+}
+
+impl Membership {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Membership::Static => "static",
+            Membership::Group => "group",
+        }
+    }
+}
+
+/// A membership that is neither `static` nor `group`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected static or group, got '{0}'")]
+pub struct MembershipParseError(String);
+
+impl std::str::FromStr for Membership {
+    type Err = MembershipParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "static" => Ok(Membership::Static),
+            "group" => Ok(Membership::Group),
+            other => Err(MembershipParseError(other.to_string())),
+        }
+    }
+}
+
+/// Which process of its service this is, as its consumers and its relay
+/// see it. Several processes of one service share its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Instance {
+    /// This process's part of the partitions (with [`Membership::Static`])
+    /// and of the outbox rows (always: a row is one relay's, by its key).
+    pub share: Share,
+    pub membership: Membership,
+}
+
 /// A service's consumers and relays, for `/metrics`, pausing, and stopping.
 #[derive(Default)]
 pub struct Bus {
@@ -136,20 +192,29 @@ impl Bus {
         Arc::new(Self::default())
     }
 
-    /// Starts a consumer group for this service.
+    /// Starts a consumer of this service's group (`c` names the brokers,
+    /// the group and its topics), set up as this system's consumers are.
     pub fn consume(
         &self,
-        bootstrap: &str,
-        group: &str,
-        topics: &[&str],
+        mut c: ConsumerConfig,
         config: &EventsConfig,
+        instance: Instance,
         seed: u64,
         handler: Arc<dyn Handler>,
     ) -> Result<(), String> {
-        let mut c = ConsumerConfig::new(bootstrap, group, topics.iter().copied());
-        // One consumer per group in this system: take every partition and
-        // skip the membership protocol (see `static_assignment`).
-        c.static_partitions = Some(config.partitions);
+        match instance.membership {
+            Membership::Static => {
+                c.static_partitions = Some(config.partitions);
+                c.share = instance.share;
+            }
+            Membership::Group => c.overrides.push((
+                "partition.assignment.strategy".into(),
+                "cooperative-sticky".into(),
+            )),
+        }
+        if !instance.share.is_whole() {
+            c.client_id = Some(format!("{}-{}", c.group, instance.share.index()));
+        }
         c.max_in_flight = CONSUMER_CONCURRENCY;
         // A fetch with nothing to read waits on the broker for up to this
         // long and is answered as soon as something is produced (the
@@ -181,6 +246,7 @@ impl Bus {
         &self,
         pool: sqlx::SqlitePool,
         producer: EventProducer,
+        share: Share,
         seed: u64,
     ) -> (futures::future::BoxFuture<'static, ()>, Arc<Notify>) {
         let relay = OutboxRelay::new(
@@ -190,7 +256,11 @@ impl Bus {
                 seed,
                 // Every service pokes the notifier after committing an
                 // outbox row; the interval only backs that up.
+                // A row another process of this service wrote for this
+                // one's share waits at most this long: its notice stays in
+                // the process that wrote it.
                 interval: RELAY_IDLE_INTERVAL,
+                share,
                 ..RelaySettings::default()
             },
         );

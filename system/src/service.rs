@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::ServiceClient;
 use crate::config::{link_name, Endpoints, ServiceName, SystemConfig};
 use crate::db::{Db, DbError};
-use crate::events::Bus;
+use crate::events::{Bus, Instance};
 use crate::telemetry::{self, Telemetry};
 use gauntlet_events::EventProducer;
 
@@ -55,6 +55,9 @@ pub struct ServiceContext {
     pub telemetry: Arc<Telemetry>,
     /// This service's consumers and relays (empty without Kafka).
     pub bus: Arc<Bus>,
+    /// Which of its service's processes this is: the whole service unless
+    /// several share the work (see [`Instance`]).
+    pub instance: Instance,
 }
 
 impl ServiceContext {
@@ -74,7 +77,14 @@ impl ServiceContext {
             http,
             telemetry: Telemetry::new(name, bus.clone()),
             bus,
+            instance: Instance::default(),
         }
+    }
+
+    /// This process as one of several of its service.
+    pub fn with_instance(mut self, instance: Instance) -> Self {
+        self.instance = instance;
+        self
     }
 
     /// The Kafka bootstrap servers, when the system has a broker.
@@ -122,7 +132,9 @@ impl ServiceContext {
         built: &mut Built,
     ) -> Arc<tokio::sync::Notify> {
         let seed = self.config.seed_for(&format!("{}.relay", self.name));
-        let (relay, notify) = self.bus.relay(db.write.clone(), producer, seed);
+        let (relay, notify) = self
+            .bus
+            .relay(db.write.clone(), producer, self.instance.share, seed);
         built.background.push(relay);
         notify
     }
@@ -140,10 +152,13 @@ impl ServiceContext {
         let seed = self.config.seed_for(&format!("{}.consumer", self.name));
         self.bus
             .consume(
-                bootstrap,
-                self.name.as_str(),
-                topics,
+                gauntlet_events::ConsumerConfig::new(
+                    bootstrap,
+                    self.name.as_str(),
+                    topics.iter().copied(),
+                ),
                 &self.config.events,
+                self.instance,
                 seed,
                 handler,
             )

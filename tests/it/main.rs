@@ -7,6 +7,9 @@
 //!   through the stack `serve` starts.
 //! - `cli`: the command line's contract for bad input; every shipped
 //!   scenario is valid.
+//! - `compose`: the compose stack's topology as separate processes
+//!   (`serve --service` each, two payments, `proxy --config`), under
+//!   compose-smoke; toxiproxy.json against the system's links.
 //! - `edge`: the gateway as an edge: bad input with big bodies, over TCP.
 //! - `external`: `run` attached to a system running elsewhere, twice on the
 //!   same system.
@@ -21,6 +24,7 @@
 mod async_flow;
 mod cli;
 mod common;
+mod compose;
 mod edge;
 mod external;
 mod faults;

@@ -35,7 +35,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
@@ -50,6 +52,7 @@ use crate::dlq::{dead_letter_headers, FailureKind};
 use crate::error::EventsError;
 use crate::handler::{Delivery, HandleError, Handler};
 use crate::producer::{millis, EventProducer, ProducerSettings};
+use crate::share::Share;
 use crate::stats::{ConsumerStats, Counters, PartitionLag};
 use crate::topics::dlq_topic;
 use crate::watermarks;
@@ -111,6 +114,10 @@ pub struct ConsumerConfig {
     /// without leaving (a crash, a cut link) cannot hold partitions hostage
     /// on a broker slow to expire it, as the embedded one is.
     pub static_partitions: Option<i32>,
+    /// With `static_partitions`: which of them this consumer takes, so
+    /// several processes of one group split them with no coordinator.
+    /// Ignored when the group's membership protocol assigns partitions.
+    pub share: Share,
     /// The most messages handled at once (at least 1); see the module docs.
     pub max_in_flight: usize,
 }
@@ -137,6 +144,7 @@ impl ConsumerConfig {
             dlq_delivery_timeout: DEFAULT_DLQ_DELIVERY_TIMEOUT,
             overrides: Vec::new(),
             static_partitions: None,
+            share: Share::default(),
             max_in_flight: 1,
         }
     }
@@ -159,6 +167,21 @@ impl ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // What was done on partitions about to go is committed before
+        // another member takes them, so it resumes there and not where the
+        // last timed commit left off (handlers deduplicate either way).
+        if let Rebalance::Revoke(tpl) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => {
+                    Counters::bump(&self.counters.client_errors);
+                    tracing::warn!(error = %e, partitions = tpl.count(), "cannot commit before a revoke");
+                }
+            }
+        }
+    }
+
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
@@ -320,7 +343,7 @@ impl Consumer {
         if let Some(partitions) = config.static_partitions {
             let mut tpl = TopicPartitionList::new();
             for topic in &topics {
-                for p in 0..partitions {
+                for p in config.share.partitions(partitions) {
                     tpl.add_partition_offset(topic, p, Offset::Stored)
                         .map_err(group_err("cannot assign"))?;
                 }

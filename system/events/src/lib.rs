@@ -65,6 +65,8 @@
 //! - `stats.rs`: [`ConsumerStats`], [`PartitionLag`].
 //! - `outbox.rs`: [`outbox::OUTBOX_DDL`], [`outbox::enqueue`],
 //!   [`OutboxRelay`], [`outbox::backlog`].
+//! - `share.rs`: [`Share`], one process's part of a group's partitions
+//!   and of an outbox, when processes split them without a coordinator.
 //! - `inspect.rs`: topic sizes, committed offsets and whole-topic reads,
 //!   from outside any group (for invariants and DLQ sizes).
 //! - `processed.rs`: [`processed::PROCESSED_DDL`], [`processed::first_time`].
@@ -123,6 +125,7 @@ pub mod inspect;
 pub mod outbox;
 pub mod processed;
 pub mod producer;
+pub mod share;
 pub mod stats;
 pub mod topics;
 mod watermarks;
@@ -136,5 +139,6 @@ pub use event::{Event, EventType, EVENT_ID_HEADER};
 pub use handler::{handler_fn, Delivery, HandleError, Handler};
 pub use outbox::{OutboxRelay, RelaySettings};
 pub use producer::{EventProducer, ProducerSettings};
+pub use share::Share;
 pub use stats::{ConsumerStats, PartitionLag};
 pub use topics::{dlq_topic, ensure_topics, TopicSpec};

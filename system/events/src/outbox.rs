@@ -28,6 +28,7 @@ use crate::backoff::Backoff;
 use crate::error::EventsError;
 use crate::event::{now_ms, Event, EVENT_ID_HEADER};
 use crate::producer::EventProducer;
+use crate::share::Share;
 
 /// The table, for a service's migrations (include the same text) or for
 /// [`create_table`]. The partial index keeps finding unsent rows cheap
@@ -116,6 +117,11 @@ pub struct RelaySettings {
     pub retry_max: Duration,
     /// Seeds the retry jitter.
     pub seed: u64,
+    /// Which rows this relay publishes when several processes share one
+    /// database: those whose key, read as an integer, falls in its share
+    /// (a key that is not an integer reads as 0). One key is always one
+    /// relay's, so its events keep their order.
+    pub share: Share,
 }
 
 impl Default for RelaySettings {
@@ -126,6 +132,7 @@ impl Default for RelaySettings {
             retry_base: DEFAULT_RETRY_BASE,
             retry_max: DEFAULT_RETRY_MAX,
             seed: 1,
+            share: Share::default(),
         }
     }
 }
@@ -168,7 +175,8 @@ struct Pending {
 }
 
 /// Publishes the outbox of one database; see the module docs. Run one
-/// relay per database: two would each keep a key's order, but not together.
+/// relay per database, or one per [`Share`] of it: two relays over the same
+/// rows would each keep a key's order, but not together.
 pub struct OutboxRelay {
     pool: SqlitePool,
     producer: EventProducer,
@@ -290,10 +298,14 @@ impl OutboxRelay {
     }
 
     async fn pending(&self) -> Result<Vec<Pending>, EventsError> {
+        let share = self.settings.share;
         let rows = sqlx::query(
             "SELECT id, event_id, topic, key, payload FROM outbox \
-             WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+             WHERE sent_at IS NULL AND (?1 = 1 OR abs(CAST(key AS INTEGER)) % ?1 = ?2) \
+             ORDER BY id LIMIT ?3",
         )
+        .bind(i64::from(share.count()))
+        .bind(i64::from(share.index()))
         .bind(i64::from(self.settings.batch.max(1)))
         .fetch_all(&self.pool)
         .await?;

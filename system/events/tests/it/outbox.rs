@@ -7,7 +7,7 @@ use std::time::Duration;
 use gauntlet_events::outbox::{self, backlog, OUTBOX_DDL};
 use gauntlet_events::{
     inspect, EmbeddedBroker, Event, EventProducer, EventType, OutboxRelay, ProducerSettings,
-    RelaySettings,
+    RelaySettings, Share,
 };
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
@@ -66,6 +66,10 @@ fn free_port() -> u16 {
 }
 
 fn relay(pool: &SqlitePool, bootstrap: &str) -> OutboxRelay {
+    shared_relay(pool, bootstrap, Share::default())
+}
+
+fn shared_relay(pool: &SqlitePool, bootstrap: &str, share: Share) -> OutboxRelay {
     let mut settings = ProducerSettings::new(bootstrap, "relay");
     settings.delivery_timeout = Duration::from_millis(500);
     let producer = EventProducer::with_settings(settings).expect("producer");
@@ -76,6 +80,7 @@ fn relay(pool: &SqlitePool, bootstrap: &str) -> OutboxRelay {
             interval: Duration::from_millis(20),
             retry_base: Duration::from_millis(20),
             retry_max: Duration::from_millis(200),
+            share,
             ..RelaySettings::default()
         },
     )
@@ -244,6 +249,64 @@ async fn rows_survive_a_broker_outage_and_a_relay_restart() {
 
     shutdown.cancel();
     running.await.expect("relay ends");
+    broker.stop().await;
+    pool.close().await;
+}
+
+/// Two processes of one service share its database, each with a relay for
+/// its share of the keys: every row is published once, each key's in
+/// order, and each relay published only its own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_sharing_one_outbox_publish_each_row_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pool = database(&dir).await;
+    let broker = EmbeddedBroker::start(loopback(0), None)
+        .await
+        .expect("broker");
+    let bootstrap = broker.bootstrap();
+    let name = unique("orders");
+    topic(&bootstrap, &name, 3).await;
+
+    let shutdown = CancellationToken::new();
+    let mut stats = Vec::new();
+    let mut running = Vec::new();
+    for index in 0..2 {
+        let share = Share::new(index, 2).expect("share");
+        let relay = shared_relay(&pool, &bootstrap, share);
+        stats.push(relay.stats());
+        running.push(tokio::spawn(relay.run(shutdown.clone())));
+    }
+    let mut written = BTreeSet::new();
+    for seq in 0..6 {
+        for order in 1..=5 {
+            written.insert(
+                write_order_event(&pool, &name, order, seq)
+                    .await
+                    .event_id
+                    .to_string(),
+            );
+        }
+    }
+    wait_until_async("backlog drained", DEADLINE, || {
+        let pool = pool.clone();
+        async move { backlog(&pool).await.expect("backlog") == 0 }
+    })
+    .await;
+    // Orders 2 and 4 are share 0's, orders 1, 3 and 5 share 1's: six
+    // events each.
+    assert_eq!(stats[0].published(), 12);
+    assert_eq!(stats[1].published(), 18);
+    let ids = check_order(&bootstrap, &name).await;
+    assert_eq!(ids, written, "every row published");
+    let messages = inspect::read_topic(&bootstrap, &name, Duration::from_secs(10))
+        .await
+        .expect("topic readable");
+    assert_eq!(messages.len(), written.len(), "nothing published twice");
+
+    shutdown.cancel();
+    for r in running {
+        r.await.expect("relay ends");
+    }
     broker.stop().await;
     pool.close().await;
 }
