@@ -6,9 +6,11 @@
 //!
 //! - `stack.rs`: bind every service, put a proxy on every link, start
 //! - `timeline.rs`: timed faults, applied and undone, recorded
+//! - `traces.rs`: the system's spans as OpenTelemetry spans, over OTLP
 //! - `run/`: a scenario from start to verdict (`gauntlet run`)
 //! - `cmd/`: the subcommands (`run`, `validate`, `serve`, `proxy`)
 
 pub mod run;
 pub mod stack;
 pub mod timeline;
+pub mod traces;

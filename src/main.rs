@@ -73,13 +73,31 @@ fn main() -> ExitCode {
         Command::Run(_) => RUN_LOG,
         _ => DEFAULT_LOG,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_log.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let provider = match gauntlet::traces::provider() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "error: cannot export traces to {}: {e}",
+                std::env::var(gauntlet::traces::OTLP_ENDPOINT).unwrap_or_default()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        use tracing_subscriber::Layer as _;
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| default_log.into()),
+            );
+        tracing_subscriber::registry()
+            .with(logs)
+            .with(gauntlet::traces::layer(&provider))
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +118,10 @@ fn main() -> ExitCode {
             Command::Proxy(args) => cmd::proxy::run(args).await,
         }
     });
+    // Whatever is still batched goes out before the process ends.
+    if let Err(e) = provider.shutdown() {
+        tracing::debug!(error = %e, "trace export did not shut down cleanly");
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -71,6 +71,10 @@ pub struct Operation {
     /// What went wrong, or the order's state, in a few words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The W3C trace id of the order it placed or read, as the system
+    /// recorded it: the trace to open for this operation's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl Operation {

@@ -70,6 +70,10 @@ pub struct Order {
     /// When it became terminal, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_at: Option<i64>,
+    /// The W3C trace id of the request that placed it, when the system
+    /// reports one: the trace to open when an invariant names this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl Order {

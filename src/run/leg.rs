@@ -447,7 +447,7 @@ async fn drive(
     let origin = samples
         .origin_unix_ms
         .unwrap_or_else(gauntlet_system::db::now_ms);
-    let history = to_history(&load.history, flow_name);
+    let history = to_history(&load.history, flow_name, state.as_ref());
     let lag = samples
         .lag
         .iter()
@@ -585,9 +585,14 @@ fn delta(after: &[TopicEvents], before: &[TopicEvents]) -> Vec<TopicEvents> {
 }
 
 /// The load generator's history in the reports' shape, each operation
-/// tagged with the flow it ran in.
-fn to_history(ops: &[loadgen::Operation], flow: &str) -> History {
+/// tagged with the flow it ran in and the trace of its order.
+fn to_history(ops: &[loadgen::Operation], flow: &str, state: Option<&FinalState>) -> History {
     use gauntlet_reports::history::{OpKind, Outcome};
+    let traces: BTreeMap<i64, &str> = state
+        .iter()
+        .flat_map(|s| &s.orders)
+        .filter_map(|o| Some((o.id, o.trace_id.as_deref()?)))
+        .collect();
     let ops = ops
         .iter()
         .map(|op| Operation {
@@ -613,6 +618,10 @@ fn to_history(ops: &[loadgen::Operation], flow: &str) -> History {
             flow: Some(flow.to_string()),
             order_status: None,
             detail: op.detail.as_deref().map(str::to_string),
+            trace_id: op
+                .order_id
+                .and_then(|id| traces.get(&id))
+                .map(|t| t.to_string()),
         })
         .collect();
     History::new(ops)

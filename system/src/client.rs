@@ -24,11 +24,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use bytes::Bytes;
 use gauntlet_resilience::{CallError, Failure, Policy, ResilienceConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorBody};
 
@@ -215,6 +216,35 @@ impl ServiceClient {
 
     /// Sends one request under the policy and returns the 2xx response as is.
     pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        mut headers: HeaderMap,
+        body: Option<Bytes>,
+        retryable: bool,
+    ) -> Result<RawResponse, ClientError> {
+        // One client span per call (its attempts inside it), and its
+        // context in the request's `traceparent`, so the callee's server
+        // span is its child.
+        let span = tracing::info_span!(
+            "call",
+            otel.name = %format!("{method} {}", self.link),
+            otel.kind = "client",
+            link = %self.link,
+            http.request.method = %method,
+            url.path = %path_and_query,
+        );
+        if let Some(tp) = gauntlet_events::trace::traceparent_of(&span) {
+            if let Ok(v) = HeaderValue::from_str(&tp) {
+                headers.insert(gauntlet_events::trace::TRACEPARENT, v);
+            }
+        }
+        self.send_in(method, path_and_query, headers, body, retryable)
+            .instrument(span)
+            .await
+    }
+
+    async fn send_in(
         &self,
         method: Method,
         path_and_query: &str,

@@ -22,6 +22,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::client::ServiceClient;
 use crate::config::ServiceName;
@@ -172,8 +173,25 @@ pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
+    // Every request is a server span, continuing the caller's trace when
+    // its `traceparent` names one (a client's own, or a peer service's).
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{} {method} {route}", t.service),
+        otel.kind = "server",
+        service = %t.service,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let traceparent = req
+        .headers()
+        .get(gauntlet_events::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    gauntlet_events::trace::continue_from(&span, traceparent);
     let start = Instant::now();
-    let resp = next.run(req).await;
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", resp.status().as_u16());
     t.latency
         .get_or_create(&RouteLabels {
             route: route.clone(),

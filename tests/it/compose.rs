@@ -446,6 +446,34 @@ async fn the_compose_topology_as_processes_passes_compose_smoke() {
         r.faults
     );
 
+    // Every order placed is in the client history with the trace of the
+    // request that placed it, as the system recorded it.
+    let run_dir = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("the run's directory");
+    for flow in ["sync", "async"] {
+        let history: Value = serde_json::from_slice(
+            &std::fs::read(run_dir.join(flow).join("history.json")).unwrap(),
+        )
+        .unwrap();
+        let placed: Vec<&Value> = history
+            .as_array()
+            .expect("a list of operations")
+            .iter()
+            .filter(|op| op["kind"] == "place_order" && op["order_id"].is_i64())
+            .collect();
+        assert!(!placed.is_empty(), "{flow}: orders placed");
+        for op in placed {
+            let trace = op["trace_id"].as_str().unwrap_or_default();
+            assert!(
+                trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{flow}: {op}"
+            );
+        }
+    }
+
     // Both payments instances took their share of the inventory events,
     // each from its own partitions.
     let mut handled = Vec::new();

@@ -16,6 +16,8 @@
 //! - `faults`: faults on the running system, applied by the timeline.
 //! - `report_pages`: a real run's report.html, redrawn by `report`, judged
 //!   by `compare` and `run --baseline`.
+//! - `traces`: one order, one trace: a sync order's spans across every
+//!   hop, an async order's events in the trace that placed it.
 //! - `common`: the stack every test starts, and the calls they all make on
 //!   it.
 //!
@@ -29,3 +31,4 @@ mod edge;
 mod external;
 mod faults;
 mod report_pages;
+mod traces;

@@ -1003,10 +1003,18 @@ pub(super) fn checks(report: &Report) -> String {
                     num_cell(&int(i.checked)),
                     num_cell(&int(i.violations)),
                     esc(&i.detail),
-                    if ids.is_empty() {
-                        String::new()
-                    } else {
-                        format!("<span class=\"ids\">{}</span>", ids.join(", "))
+                    match (ids.is_empty(), i.traces.is_empty()) {
+                        (true, _) => String::new(),
+                        (false, true) => format!("<span class=\"ids\">{}</span>", ids.join(", ")),
+                        // The traces to open in a trace viewer, one per
+                        // offending order that has one.
+                        (false, false) => {
+                            format!(
+                            "<span class=\"ids\">{}</span><br><span class=\"ids\">traces {}</span>",
+                            ids.join(", "),
+                            i.traces.iter().map(|t| esc(t)).collect::<Vec<_>>().join(", ")
+                        )
+                        }
                     },
                 ]
             })

@@ -275,6 +275,7 @@ fn report(n: usize) -> Report {
                 first_offending: vec![],
                 detail: "every acknowledged order exists".into(),
                 skipped: false,
+                traces: vec![],
             },
             InvariantResult {
                 name: "stock_conserved".into(),
@@ -284,6 +285,7 @@ fn report(n: usize) -> Report {
                 first_offending: vec![Offender::Id(7), Offender::Key("sku-<9>".into())],
                 detail: "2 products drifted".into(),
                 skipped: false,
+                traces: vec![],
             },
         ],
         gates: vec![

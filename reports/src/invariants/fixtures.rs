@@ -29,6 +29,7 @@ pub(crate) fn op(id: u64, kind: OpKind, outcome: Outcome, order_id: Option<i64>)
         journey: Some(id),
         intended_us: Some(id * 1000),
         detail: None,
+        trace_id: None,
     }
 }
 
@@ -44,6 +45,7 @@ pub(crate) fn order(id: i64, status: &str, product_id: i64, quantity: i64, total
         idempotency_key: Some(format!("k-{id}")),
         created_at: None,
         settled_at: None,
+        trace_id: None,
     }
 }
 

@@ -66,8 +66,40 @@ pub const NAMES: [&str; 8] = [
 ];
 
 /// Runs every checker.
+/// The checkers whose numeric offenders are order ids (the others name
+/// products, topics or keys).
+const ORDER_OFFENDERS: [&str; 6] = [
+    acknowledged_orders::CHECKER.name,
+    unknown_orders::CHECKER.name,
+    no_double_charge::CHECKER.name,
+    revenue_matches::CHECKER.name,
+    no_dangling_reservations::CHECKER.name,
+    notified_once::CHECKER.name,
+];
+
 pub fn check_all(history: &History, state: &FinalState) -> Vec<InvariantResult> {
-    CHECKERS.iter().map(|c| (c.check)(history, state)).collect()
+    CHECKERS
+        .iter()
+        .map(|c| {
+            let mut result = (c.check)(history, state);
+            if ORDER_OFFENDERS.contains(&c.name) {
+                result.traces = traces_of(&result.first_offending, state);
+            }
+            result
+        })
+        .collect()
+}
+
+/// The trace ids of the offending orders that have one, in offender order.
+fn traces_of(offenders: &[Offender], state: &FinalState) -> Vec<String> {
+    offenders
+        .iter()
+        .filter_map(|o| match o {
+            Offender::Id(id) => state.orders.iter().find(|order| order.id == *id),
+            Offender::Key(_) => None,
+        })
+        .filter_map(|order| order.trace_id.clone())
+        .collect()
 }
 
 /// An id that breaks an invariant: an order or product id, or a key or
@@ -123,6 +155,10 @@ pub struct InvariantResult {
     /// vacuously); the detail says why.
     #[serde(default)]
     pub skipped: bool,
+    /// The trace ids of the offending orders, when the system traced them:
+    /// the traces to open in a trace viewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<String>,
 }
 
 /// Collects one checker's findings.
@@ -184,6 +220,7 @@ impl Tally {
             first_offending: self.offenders,
             detail,
             skipped: false,
+            traces: Vec::new(),
         }
     }
 
@@ -197,6 +234,7 @@ impl Tally {
             first_offending: Vec::new(),
             detail: format!("not applicable: {why}"),
             skipped: true,
+            traces: Vec::new(),
         }
     }
 }
@@ -252,6 +290,40 @@ mod tests {
         let counts = crate::metrics::OrderCounts::from_run(&h, &s);
         assert_eq!(counts.lost, 0);
         assert_eq!(counts.acknowledged, 4);
+    }
+
+    #[test]
+    fn an_offending_order_names_its_trace() {
+        let (h, mut s) = fixtures::clean();
+        for o in &mut s.orders {
+            o.trace_id = Some(format!("{:032x}", o.id));
+        }
+        s.notifications.clear();
+        let results = check_all(&h, &s);
+        let notified = results
+            .iter()
+            .find(|r| r.name == notified_once::CHECKER.name)
+            .expect("notified_once ran");
+        assert!(!notified.passed);
+        let expected: Vec<String> = notified
+            .first_offending
+            .iter()
+            .map(|o| {
+                format!(
+                    "{:032x}",
+                    o.to_string().parse::<i64>().expect("an order id")
+                )
+            })
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(notified.traces, expected);
+        // Products are not orders: a drifted product names no trace.
+        s.products[0].stock += 1;
+        let stock = check_all(&h, &s)
+            .into_iter()
+            .find(|r| r.name == stock_conserved::CHECKER.name)
+            .expect("stock_conserved ran");
+        assert!(!stock.passed && stock.traces.is_empty(), "{stock:?}");
     }
 
     #[test]

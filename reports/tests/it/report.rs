@@ -139,6 +139,7 @@ fn report() -> Report {
                 first_offending: vec![Offender::Id(4)],
                 detail: "order 4 was charged 2 times (keys order-4, retry-without-key)".into(),
                 skipped: false,
+                traces: vec!["4bf92f3577b34da6a3ce929d0e0e4736".into()],
             },
             InvariantResult {
                 name: "events_accounted".into(),
@@ -148,6 +149,7 @@ fn report() -> Report {
                 first_offending: vec![],
                 detail: "not applicable: the run had no event path (sync flow only), so no event accounting".into(),
                 skipped: true,
+                traces: vec![],
             },
         ],
         gates,

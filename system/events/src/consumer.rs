@@ -55,7 +55,9 @@ use crate::producer::{millis, EventProducer, ProducerSettings};
 use crate::share::Share;
 use crate::stats::{ConsumerStats, Counters, PartitionLag};
 use crate::topics::dlq_topic;
+use crate::trace;
 use crate::watermarks;
+use tracing::Instrument;
 
 /// How often stored offsets are committed. Kafka's default is 5 s; shorter
 /// means less is redelivered after a crash, for one small request a second.
@@ -783,9 +785,28 @@ impl Processor {
     /// One handler attempt; a panic or a time-out is a failure like any
     /// other, never the end of the consumer.
     async fn attempt(&self, msg: &Delivery) -> Result<(), (FailureKind, String)> {
+        // Handling continues the trace of the publish that sent it (its
+        // `traceparent` header), so what the handler writes and calls is
+        // part of the same trace.
+        let span = tracing::info_span!(
+            "handle",
+            otel.name = %format!("{} process", msg.topic),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.destination.name = %msg.topic,
+            messaging.kafka.partition = msg.partition,
+            messaging.kafka.offset = msg.offset,
+            attempt = msg.attempt,
+        );
+        let traceparent = msg
+            .header(trace::TRACEPARENT)
+            .and_then(|v| std::str::from_utf8(v).ok());
+        trace::continue_from(&span, traceparent);
         // A handler can panic making its future as well as running it.
-        let call = match std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.handle(msg))) {
-            Ok(future) => AssertUnwindSafe(future).catch_unwind(),
+        let made = span
+            .in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.handle(msg))));
+        let call = match made {
+            Ok(future) => AssertUnwindSafe(future.instrument(span)).catch_unwind(),
             Err(panic) => return Err((FailureKind::Panic, panic_message(panic.as_ref()))),
         };
         match tokio::time::timeout(self.handler_timeout, call).await {

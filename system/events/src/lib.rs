@@ -67,6 +67,8 @@
 //!   [`OutboxRelay`], [`outbox::backlog`].
 //! - `share.rs`: [`Share`], one process's part of a group's partitions
 //!   and of an outbox, when processes split them without a coordinator.
+//! - `trace.rs`: W3C trace context through the outbox, the message's
+//!   `traceparent` header and the consumer's handling span.
 //! - `inspect.rs`: topic sizes, committed offsets and whole-topic reads,
 //!   from outside any group (for invariants and DLQ sizes).
 //! - `processed.rs`: [`processed::PROCESSED_DDL`], [`processed::first_time`].
@@ -128,6 +130,7 @@ pub mod producer;
 pub mod share;
 pub mod stats;
 pub mod topics;
+pub mod trace;
 mod watermarks;
 
 pub use backoff::RetrySettings;

@@ -29,6 +29,8 @@ use crate::error::EventsError;
 use crate::event::{now_ms, Event, EVENT_ID_HEADER};
 use crate::producer::EventProducer;
 use crate::share::Share;
+use crate::trace;
+use tracing::Instrument;
 
 /// The table, for a service's migrations (include the same text) or for
 /// [`create_table`]. The partial index keeps finding unsent rows cheap
@@ -41,7 +43,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     key TEXT NOT NULL,
     payload TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    sent_at INTEGER
+    sent_at INTEGER,
+    traceparent TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 ";
@@ -74,14 +77,18 @@ pub async fn enqueue(
         event_id: event.event_id,
         source,
     })?;
+    // The row keeps the trace of the work that wrote it; the relay's
+    // publish continues it.
     sqlx::query(
-        "INSERT INTO outbox (event_id, topic, key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (event_id, topic, key, payload, created_at, traceparent) \
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(event.event_id.to_string())
     .bind(topic)
     .bind(key)
     .bind(payload)
     .bind(now_ms())
+    .bind(trace::current_traceparent())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -172,6 +179,7 @@ struct Pending {
     topic: String,
     key: String,
     payload: String,
+    traceparent: Option<String>,
 }
 
 /// Publishes the outbox of one database; see the module docs. Run one
@@ -261,16 +269,35 @@ impl OutboxRelay {
         if round.is_empty() {
             return Ok(0);
         }
-        let results = join_all(round.iter().map(|r| async move {
-            let headers = [(EVENT_ID_HEADER, r.event_id.as_bytes())];
-            self.producer
-                .publish_raw(
-                    &r.topic,
-                    Some(r.key.as_bytes()),
-                    r.payload.as_bytes(),
-                    &headers,
-                )
-                .await
+        let results = join_all(round.iter().map(|r| {
+            // The publish continues the trace of the transaction that
+            // wrote the row, and the message carries the publish's.
+            let span = tracing::info_span!(
+                "publish",
+                otel.name = %format!("{} publish", r.topic),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.destination.name = %r.topic,
+                messaging.message.id = %r.event_id,
+            );
+            trace::continue_from(&span, r.traceparent.as_deref());
+            let traceparent = trace::traceparent_of(&span);
+            async move {
+                let mut headers: Vec<(&str, &[u8])> =
+                    vec![(EVENT_ID_HEADER, r.event_id.as_bytes())];
+                if let Some(tp) = &traceparent {
+                    headers.push((trace::TRACEPARENT, tp.as_bytes()));
+                }
+                self.producer
+                    .publish_raw(
+                        &r.topic,
+                        Some(r.key.as_bytes()),
+                        r.payload.as_bytes(),
+                        &headers,
+                    )
+                    .await
+            }
+            .instrument(span)
         }))
         .await;
         let mut sent = Vec::new();
@@ -300,7 +327,7 @@ impl OutboxRelay {
     async fn pending(&self) -> Result<Vec<Pending>, EventsError> {
         let share = self.settings.share;
         let rows = sqlx::query(
-            "SELECT id, event_id, topic, key, payload FROM outbox \
+            "SELECT id, event_id, topic, key, payload, traceparent FROM outbox \
              WHERE sent_at IS NULL AND (?1 = 1 OR abs(CAST(key AS INTEGER)) % ?1 = ?2) \
              ORDER BY id LIMIT ?3",
         )
@@ -317,6 +344,7 @@ impl OutboxRelay {
                     topic: r.try_get("topic")?,
                     key: r.try_get("key")?,
                     payload: r.try_get("payload")?,
+                    traceparent: r.try_get("traceparent")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

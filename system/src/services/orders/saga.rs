@@ -132,6 +132,7 @@ impl Saga {
         }
     }
 
+    #[tracing::instrument(name = "saga.reserve", skip_all, fields(order = o.id))]
     async fn reserve(&self, o: &Order) -> Result<bool, SagaError> {
         store::append(
             &self.db,
@@ -178,6 +179,7 @@ impl Saga {
         Ok(true)
     }
 
+    #[tracing::instrument(name = "saga.charge", skip_all, fields(order = o.id))]
     async fn charge(&self, o: &Order) -> Result<bool, SagaError> {
         store::append(
             &self.db,
@@ -223,6 +225,7 @@ impl Saga {
         Ok(true)
     }
 
+    #[tracing::instrument(name = "saga.confirm", skip_all, fields(order = o.id))]
     async fn confirm(&self, o: &Order, patience: Option<u32>) -> Result<bool, SagaError> {
         let path = format!("/reservations/{}/commit", o.id);
         let mut retry = 0;
@@ -261,6 +264,7 @@ impl Saga {
         Ok(true)
     }
 
+    #[tracing::instrument(name = "saga.compensate", skip_all, fields(order = o.id))]
     async fn compensate(&self, o: &Order, patience: Option<u32>) -> Result<bool, SagaError> {
         let entries = store::saga_log(&self.db, o.id).await?;
         let needs = |execute: &str, compensation: &str| {
@@ -361,6 +365,7 @@ impl Saga {
 
     /// Best effort, once per drive: a failure leaves the step for recovery
     /// to try again later, and never changes the order's outcome.
+    #[tracing::instrument(name = "saga.notify", skip_all, fields(order = o.id))]
     async fn notify(&self, o: &Order) -> Result<bool, SagaError> {
         let mut problems = Vec::new();
         if o.status == "CONFIRMED" {

@@ -52,6 +52,10 @@ pub struct Order {
     /// When it became CONFIRMED or CANCELLED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_at: Option<i64>,
+    /// The W3C trace id (32 hex digits) of the request that placed it: its
+    /// saga (sync) or its events (async) are that trace's spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl Order {
@@ -72,7 +76,7 @@ pub struct SagaEntry {
 }
 
 const ORDER_COLUMNS: &str = "id, user_id, product_id, quantity, total_cents, flow, status, \
-     saga_step, cancel_reason, created_at, settled_at";
+     saga_step, cancel_reason, created_at, settled_at, trace_id";
 
 pub struct NewOrder<'a> {
     pub user_id: i64,
@@ -98,8 +102,8 @@ pub async fn insert_in(
     let now = now_ms();
     sqlx::query_as::<_, Order>(&format!(
         "INSERT INTO orders (user_id, product_id, quantity, total_cents, flow, status, saga_step,
-                             idempotency_key, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)
+                             idempotency_key, created_at, updated_at, trace_id)
+         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?, ?)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING {ORDER_COLUMNS}"
     ))
     .bind(new.user_id)
@@ -111,6 +115,7 @@ pub async fn insert_in(
     .bind(new.idempotency_key)
     .bind(now)
     .bind(now)
+    .bind(gauntlet_events::trace::current_trace_id())
     .fetch_optional(&mut *conn)
     .await
 }
