@@ -157,13 +157,23 @@ impl Telemetry {
 /// The routes every service serves, merged into its own router.
 pub fn routes(telemetry: Arc<Telemetry>) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/info", get(info))
-        .route("/metrics", get(metrics))
-        .route("/circuit-breakers", get(circuit_breakers))
-        .route("/events", get(events))
+        .route(TELEMETRY_ROUTES[0], get(health))
+        .route(TELEMETRY_ROUTES[1], get(info))
+        .route(TELEMETRY_ROUTES[2], get(metrics))
+        .route(TELEMETRY_ROUTES[3], get(circuit_breakers))
+        .route(TELEMETRY_ROUTES[4], get(events))
         .with_state(telemetry)
 }
+
+/// The routes every service has for being watched (health, identity,
+/// metrics, breakers, the event path's figures).
+pub const TELEMETRY_ROUTES: [&str; 5] = [
+    "/health",
+    "/info",
+    "/metrics",
+    "/circuit-breakers",
+    "/events",
+];
 
 /// Middleware counting every request by matched route and status.
 pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) -> Response {
@@ -174,8 +184,13 @@ pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) ->
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
     // Every request is a server span, continuing the caller's trace when
-    // its `traceparent` names one (a client's own, or a peer service's).
-    let span = tracing::info_span!(
+    // its `traceparent` names one (a client's own, or a peer service's);
+    // but the probes and scrapes of these routes, which are not the
+    // system's work and would be most of an idle system's traces.
+    let span = if TELEMETRY_ROUTES.contains(&route.as_str()) {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!(
         "request",
         otel.name = %format!("{} {method} {route}", t.service),
         otel.kind = "server",
@@ -183,7 +198,8 @@ pub async fn track(State(t): State<Arc<Telemetry>>, req: Request, next: Next) ->
         http.request.method = %method,
         http.route = %route,
         http.response.status_code = tracing::field::Empty,
-    );
+        )
+    };
     let traceparent = req
         .headers()
         .get(gauntlet_events::trace::TRACEPARENT)
