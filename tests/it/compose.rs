@@ -97,24 +97,19 @@ fn toxiproxy_json_has_a_proxy_for_every_link_and_compose_uses_it() {
     );
 }
 
-/// The lines of one service's block in the compose file (from `  name:`
-/// to the next service).
-fn compose_service<'a>(compose: &'a str, service: &str) -> &'a str {
-    let head = format!("\n  {service}:\n");
-    let start = compose
-        .find(&head)
-        .unwrap_or_else(|| panic!("docker-compose.yml has no service {service}"))
-        + 1;
-    let rest = &compose[start + head.len() - 1..];
-    let end = rest
-        .match_indices('\n')
-        .find(|(i, _)| {
-            let line = &rest[i + 1..];
-            line.starts_with("  ") && !line.starts_with("   ") && !line.trim().is_empty()
-                || (!line.starts_with(' ') && !line.trim().is_empty())
-        })
-        .map_or(rest.len(), |(i, _)| i);
-    &compose[start..start + head.len() - 1 + end]
+/// The lines of one service's block in the compose file: those under
+/// `  name:`, indented deeper, up to the next service.
+fn compose_service(compose: &str, service: &str) -> String {
+    let head = format!("  {service}:");
+    let mut lines = compose.lines().skip_while(|l| *l != head);
+    assert!(
+        lines.next().is_some(),
+        "docker-compose.yml has no service {service}"
+    );
+    lines
+        .take_while(|l| l.trim().is_empty() || l.starts_with("   "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A child process, stopped (SIGTERM, then SIGKILL) when dropped.
@@ -425,18 +420,7 @@ async fn the_compose_topology_as_processes_passes_compose_smoke() {
         .await
         .expect("runs");
     let r = &outcome.report;
-    let failed: Vec<String> = r
-        .invariants
-        .iter()
-        .filter(|i| !i.passed)
-        .map(|i| format!("{}: {}", i.name, i.detail))
-        .chain(
-            r.gates
-                .iter()
-                .filter(|g| !g.passed)
-                .map(|g| format!("{}: {}", g.gate, g.detail)),
-        )
-        .collect();
+    let failed = crate::common::failures(r);
     assert!(r.passed, "{failed:#?} {:?}", outcome.notes);
     assert!(r.faults.iter().all(|f| f.error.is_none()), "{:?}", r.faults);
     assert!(

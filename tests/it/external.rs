@@ -79,18 +79,7 @@ action = {{ type = "poison", topic = "orders", count = 1 }}
             .await
             .expect("runs");
         let r = &outcome.report;
-        let failed: Vec<String> = r
-            .invariants
-            .iter()
-            .filter(|i| !i.passed)
-            .map(|i| format!("{}: {}", i.name, i.detail))
-            .chain(
-                r.gates
-                    .iter()
-                    .filter(|g| !g.passed)
-                    .map(|g| format!("{}: {}", g.gate, g.detail)),
-            )
-            .collect();
+        let failed = crate::common::failures(r);
         assert!(r.passed, "round {round}: {failed:#?} {:?}", outcome.notes);
         // The network faults went through the Toxiproxy API, and every one
         // applied and undone without error.

@@ -72,3 +72,19 @@ impl Harness {
         (u["id"].as_i64().unwrap(), p["id"].as_i64().unwrap())
     }
 }
+
+/// Every failed invariant and gate of a run, with what it found, for an
+/// assertion's message.
+pub fn failures(r: &gauntlet_reports::report::Report) -> Vec<String> {
+    r.invariants
+        .iter()
+        .filter(|i| !i.passed)
+        .map(|i| format!("{}: {}", i.name, i.detail))
+        .chain(
+            r.gates
+                .iter()
+                .filter(|g| !g.passed)
+                .map(|g| format!("{}: {}", g.gate, g.detail)),
+        )
+        .collect()
+}
