@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use gauntlet::stack::{Kafka, Stack, StackOptions};
-use gauntlet_system::ServiceName;
+use gauntlet_system::Service;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -203,7 +203,7 @@ async fn run(rate: u64, seconds: u64) -> Probe {
     let send_elapsed = start.elapsed();
 
     // Wait (bounded) for every accepted order to settle, then read when.
-    let orders = stack.system.lock().await.url(ServiceName::Orders);
+    let orders = stack.system.lock().await.url(Service::Orders);
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut open = u64::MAX;
     while Instant::now() < deadline {
@@ -281,11 +281,7 @@ async fn run(rate: u64, seconds: u64) -> Probe {
         cpu.as_secs_f64()
     );
     // Where the time goes: each consumer group's handling time per message.
-    for service in [
-        ServiceName::Catalog,
-        ServiceName::Payments,
-        ServiceName::Orders,
-    ] {
+    for service in [Service::Catalog, Service::Payments, Service::Orders] {
         let url = format!("{}/metrics", stack.system.lock().await.url(service));
         let text = http
             .get(url)

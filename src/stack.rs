@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use gauntlet_chaos::{Chaos, ChaosError, ProxySpec, ProxyUpdate};
 use gauntlet_events::EmbeddedBroker;
 use gauntlet_system::config::link_name;
-use gauntlet_system::{ServiceName, StartError, System, SystemOptions, LINKS};
+use gauntlet_system::{Service, StartError, System, SystemOptions, LINKS};
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -111,7 +111,7 @@ impl Stack {
                 Some(broker)
             }
         };
-        let upstream = |to: ServiceName| {
+        let upstream = |to: Service| {
             bound
                 .endpoints()
                 .services
@@ -139,7 +139,7 @@ impl Stack {
             .create_proxy(ProxySpec::new(
                 GATEWAY_LINK,
                 listen,
-                upstream(ServiceName::Gateway),
+                upstream(Service::Gateway),
             ))
             .await
             .map_err(proxy_err(GATEWAY_LINK))?;

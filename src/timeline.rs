@@ -4,134 +4,72 @@
 //!
 //! Network faults go to the embedded proxy, or to a real Toxiproxy server
 //! (links through the `toxiproxy_rust` client, blocking, so run off the
-//! async runtime; toxics through its HTTP API, see `toxiproxy`). Crashes and provider behaviour act on the system directly.
+//! async runtime; toxics through its HTTP API, see `toxiproxy`). Crashes
+//! and provider behaviour act on the system directly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gauntlet_chaos::{Chaos, Stream, ToxicKind, ToxicSpec};
-use gauntlet_system::{ProviderFaults, ServiceName, System};
+use gauntlet_chaos::Chaos;
+use gauntlet_system::{ProviderFaults, Service, System};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// One timed fault.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FaultStep {
-    /// When to apply it, from the start of the timeline ("10s").
-    #[serde(with = "humantime_serde")]
-    pub at: Duration,
-    /// How long it lasts; without one it stays until the final heal.
-    #[serde(default, with = "humantime_serde")]
-    pub duration: Option<Duration>,
-    pub action: FaultAction,
-}
+/// The steps and actions are the scenario's own types: a scenario's
+/// `[[faults]]` is handed to the timeline as it was read.
+pub use gauntlet_model::{FaultAction, FaultStep, ToxicSpec};
 
-/// A toxic as a timeline names it: the Toxiproxy shape,
-/// `{"type": "latency", "attributes": {"latency": 100, "jitter": 10},
-/// "stream": "downstream", "toxicity": 1.0, "name": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ToxicStep {
-    #[serde(flatten)]
-    pub kind: ToxicKind,
-    /// Defaults to downstream (server → client).
-    #[serde(default)]
-    pub stream: Option<Stream>,
-    /// Share of connections affected, 0.0–1.0; defaults to 1.0.
-    #[serde(default)]
-    pub toxicity: Option<f32>,
-    /// Defaults to `<type>_<stream>`.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-impl ToxicStep {
-    pub fn spec(&self) -> ToxicSpec {
-        let mut spec = ToxicSpec::new(self.kind.clone());
-        if let Some(s) = self.stream {
-            spec = spec.stream(s);
-        }
-        if let Some(t) = self.toxicity {
-            spec = spec.toxicity(t);
-        }
-        if let Some(n) = &self.name {
-            spec = spec.name(n.clone());
-        }
-        spec
-    }
-}
-
-/// What a step does, and what undoing it means.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum FaultAction {
-    /// Add a toxic to a link; undo removes it.
-    Toxic { link: String, toxic: ToxicStep },
-    /// Take a link down (refuse and close connections); undo brings it up.
-    LinkDown { link: String },
-    /// Kill a service where it stands; undo restarts it on the same
-    /// port and database.
-    Crash { service: ServiceName },
-    /// Change the provider's behaviour; undo restores what it was.
-    Provider { faults: ProviderFaults },
-    /// Stop a consumer group fetching (it stays in the group); undo
-    /// resumes it. Groups are named after their service.
-    PauseConsumer { group: ServiceName },
-    /// Publish `count` malformed messages to a topic; nothing to undo.
-    Poison { topic: String, count: u32 },
-}
-
-impl FaultAction {
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Toxic { link, toxic } => format!("{} on {link}", toxic.spec().resolved_name()),
-            Self::LinkDown { link } => format!("{link} down"),
-            Self::Crash { service } => format!("{service} crashed"),
-            Self::PauseConsumer { group } => format!("consumer group {group} paused"),
-            Self::Poison { topic, count } => format!("{count} poison message(s) on {topic}"),
-            Self::Provider { faults } => format!(
-                "provider fail {} decline {} lost-reply {} latency {}±{} ms",
-                faults.failure_rate,
-                faults.decline_rate,
-                faults.lost_reply_rate,
-                faults.latency_ms,
-                faults.jitter_ms
-            ),
-        }
-    }
-}
-
-/// Problems with a timeline before it runs: every one, not just the first.
-pub fn validate(steps: &[FaultStep], links: &[String]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        let link = match &step.action {
-            FaultAction::Toxic { link, .. } | FaultAction::LinkDown { link } => Some(link),
-            _ => None,
-        };
-        if let Some(link) = link {
-            if !links.iter().any(|l| l == link) {
-                problems.push(format!(
-                    "fault {}: unknown link '{link}' (links: {})",
-                    i + 1,
-                    links.join(", ")
-                ));
-            }
-        }
-        if let FaultAction::Provider { faults } = &step.action {
-            if let Err(e) = faults.validate() {
-                problems.push(format!("fault {}: {e}", i + 1));
-            }
-        }
-        if let FaultAction::Toxic { toxic, .. } = &step.action {
-            if !(0.0..=1.0).contains(&toxic.toxicity.unwrap_or(1.0)) {
-                problems.push(format!("fault {}: toxicity must be between 0 and 1", i + 1));
-            }
-        }
-    }
-    problems
+/// Why a step could not be applied or undone. The timeline records it
+/// (the report shows it beside the step) and carries on with the next.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error("no fault proxy in front of {link}")]
+    NoProxy { link: String },
+    #[error("{0} is not running")]
+    NotRunning(Service),
+    #[error("cannot {what} of a system running elsewhere: only the embedded system allows it")]
+    EmbeddedOnly { what: &'static str },
+    #[error("poison needs a Kafka broker, and this system runs without one")]
+    NoBroker,
+    #[error("provider faults need the provider's URL")]
+    NoProviderUrl,
+    #[error("provider answered {0}")]
+    ProviderRefused(reqwest::StatusCode),
+    /// The embedded fault proxy refused (no such link or toxic).
+    #[error(transparent)]
+    Proxy(#[from] gauntlet_chaos::ChaosError),
+    /// The broker would not take the poison (boxed: the events crate's
+    /// error is large, and every other variant small).
+    #[error(transparent)]
+    Events(Box<gauntlet_events::EventsError>),
+    /// The embedded system could not restart a service or pause its
+    /// consumers.
+    #[error("{0}")]
+    System(String),
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    #[error("toxiproxy at {addr}: {source}")]
+    ToxiproxyUnreachable {
+        addr: String,
+        source: reqwest::Error,
+    },
+    #[error("toxiproxy at {addr}: unreadable toxic: {source}")]
+    ToxiproxyUnreadable {
+        addr: String,
+        source: reqwest::Error,
+    },
+    #[error("toxiproxy refused to {what}: {status} {body}")]
+    ToxiproxyRefused {
+        what: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    /// The `toxiproxy_rust` client's own error (it reports them as text),
+    /// or its panic.
+    #[error("{0}")]
+    ToxiproxyClient(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +90,12 @@ pub struct FaultRecord {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl From<gauntlet_events::EventsError> for FaultError {
+    fn from(e: gauntlet_events::EventsError) -> Self {
+        Self::Events(Box::new(e))
+    }
 }
 
 /// Where network faults go.
@@ -194,9 +138,9 @@ pub struct Target {
 enum Undo {
     RemoveToxic { link: String, name: String },
     LinkUp { link: String },
-    Restart { service: ServiceName },
+    Restart { service: Service },
     Provider { faults: ProviderFaults },
-    Resume { service: ServiceName },
+    Resume { service: Service },
     Nothing,
 }
 
@@ -222,16 +166,6 @@ impl Timeline {
 
     pub fn records(&self) -> &[FaultRecord] {
         &self.records
-    }
-
-    /// The descriptions of the faults in force now.
-    pub fn active(&self) -> Vec<String> {
-        self.applied
-            .iter()
-            .zip(&self.steps)
-            .filter(|(a, _)| a.is_some())
-            .map(|(_, s)| s.action.describe())
-            .collect()
     }
 
     /// Applies and undoes every step at its time, until the last scheduled
@@ -294,7 +228,7 @@ impl Timeline {
         self.record(i, Phase::Undone, error);
     }
 
-    fn record(&mut self, step: usize, phase: Phase, error: Option<String>) {
+    fn record(&mut self, step: usize, phase: Phase, error: Option<FaultError>) {
         let action = self.steps[step].action.describe();
         match &error {
             None => tracing::info!(step, ?phase, %action, "fault"),
@@ -306,16 +240,16 @@ impl Timeline {
             at_ms: self.origin.elapsed().as_millis() as u64,
             unix_ms: gauntlet_system::db::now_ms(),
             action,
-            error,
+            error: error.map(|e| e.to_string()),
         });
     }
 }
 
 impl Target {
-    async fn apply(&self, action: &FaultAction) -> Result<Undo, String> {
+    async fn apply(&self, action: &FaultAction) -> Result<Undo, FaultError> {
         match action {
             FaultAction::Toxic { link, toxic } => {
-                let name = self.add_toxic(link, &toxic.spec()).await?;
+                let name = self.add_toxic(link, toxic).await?;
                 Ok(Undo::RemoveToxic {
                     link: link.clone(),
                     name,
@@ -333,7 +267,7 @@ impl Target {
                     .crash(*service)
                     .await
                 {
-                    return Err(format!("{service} is not running"));
+                    return Err(FaultError::NotRunning(*service));
                 }
                 Ok(Undo::Restart { service: *service })
             }
@@ -346,7 +280,8 @@ impl Target {
                 self.system("pause a consumer group")?
                     .lock()
                     .await
-                    .set_consumers_paused(*group, true)?;
+                    .set_consumers_paused(*group, true)
+                    .map_err(|e| FaultError::System(e.to_string()))?;
                 Ok(Undo::Resume { service: *group })
             }
             FaultAction::Poison { topic, count } => {
@@ -354,22 +289,20 @@ impl Target {
                     Services::Embedded(system) => system.lock().await.endpoints().kafka.clone(),
                     Services::External { kafka, .. } => kafka.clone(),
                 }
-                .ok_or("poison needs a Kafka broker, and this system runs without one")?;
-                let producer = gauntlet_events::EventProducer::new(&bootstrap, "poisoner")
-                    .map_err(|e| e.to_string())?;
+                .ok_or(FaultError::NoBroker)?;
+                let producer = gauntlet_events::EventProducer::new(&bootstrap, "poisoner")?;
                 for i in 0..*count {
                     let body = format!("{{poison {i}: not an event");
                     producer
                         .publish_raw::<&str, &[u8]>(topic, Some(b"poison"), body.as_bytes(), &[])
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                 }
                 Ok(Undo::Nothing)
             }
         }
     }
 
-    async fn undo(&self, undo: Undo) -> Result<(), String> {
+    async fn undo(&self, undo: Undo) -> Result<(), FaultError> {
         match undo {
             Undo::RemoveToxic { link, name } => self.remove_toxic(&link, &name).await,
             Undo::LinkUp { link } => self.set_link(&link, true).await,
@@ -379,95 +312,84 @@ impl Target {
                 .await
                 .restart(service)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| FaultError::System(e.to_string())),
             Undo::Provider { faults } => self.set_provider_faults(&faults).await,
             Undo::Resume { service } => self
                 .system("resume a consumer group")?
                 .lock()
                 .await
-                .set_consumers_paused(service, false),
+                .set_consumers_paused(service, false)
+                .map_err(|e| FaultError::System(e.to_string())),
             Undo::Nothing => Ok(()),
         }
     }
 
     /// The embedded system, for what only it allows.
-    fn system(&self, what: &str) -> Result<&Arc<Mutex<System>>, String> {
+    fn system(&self, what: &'static str) -> Result<&Arc<Mutex<System>>, FaultError> {
         match &self.services {
             Services::Embedded(system) => Ok(system),
-            Services::External { .. } => Err(format!(
-                "cannot {what} of a system running elsewhere: only the embedded system allows it"
-            )),
+            Services::External { .. } => Err(FaultError::EmbeddedOnly { what }),
         }
     }
 
-    async fn add_toxic(&self, link: &str, toxic: &ToxicSpec) -> Result<String, String> {
+    async fn add_toxic(&self, link: &str, toxic: &ToxicSpec) -> Result<String, FaultError> {
         match &self.network {
-            Network::Embedded(chaos) => chaos
-                .add_toxic(link, toxic.clone())
-                .map(|t| t.name)
-                .map_err(|e| e.to_string()),
+            Network::Embedded(chaos) => Ok(chaos.add_toxic(link, toxic.clone())?.name),
             Network::Toxiproxy(addr) => toxiproxy::add_toxic(&self.http, addr, link, toxic).await,
-            Network::None => Err(format!("no fault proxy in front of {link}")),
+            Network::None => Err(FaultError::NoProxy {
+                link: link.to_string(),
+            }),
         }
     }
 
-    async fn remove_toxic(&self, link: &str, name: &str) -> Result<(), String> {
+    async fn remove_toxic(&self, link: &str, name: &str) -> Result<(), FaultError> {
         match &self.network {
-            Network::Embedded(chaos) => chaos.remove_toxic(link, name).map_err(|e| e.to_string()),
+            Network::Embedded(chaos) => Ok(chaos.remove_toxic(link, name)?),
             Network::Toxiproxy(addr) => toxiproxy::remove_toxic(&self.http, addr, link, name).await,
-            Network::None => Err(format!("no fault proxy in front of {link}")),
+            Network::None => Err(FaultError::NoProxy {
+                link: link.to_string(),
+            }),
         }
     }
 
-    async fn set_link(&self, link: &str, up: bool) -> Result<(), String> {
+    async fn set_link(&self, link: &str, up: bool) -> Result<(), FaultError> {
         match &self.network {
-            Network::Embedded(chaos) => chaos
-                .set_enabled(link, up)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Network::Embedded(chaos) => {
+                chaos.set_enabled(link, up).await?;
+                Ok(())
+            }
             Network::Toxiproxy(addr) => {
                 let (addr, link) = (addr.clone(), link.to_string());
                 blocking(move || toxiproxy::set_enabled(&addr, &link, up)).await
             }
-            Network::None => Err(format!("no fault proxy in front of {link}")),
+            Network::None => Err(FaultError::NoProxy {
+                link: link.to_string(),
+            }),
         }
     }
 
-    async fn provider_url(&self) -> Result<String, String> {
+    async fn provider_url(&self) -> Result<String, FaultError> {
         let base = match &self.services {
-            Services::Embedded(system) => system.lock().await.url(ServiceName::Provider),
-            Services::External { provider, .. } => provider
-                .clone()
-                .ok_or("provider faults need the provider's URL")?,
+            Services::Embedded(system) => system.lock().await.url(Service::Provider),
+            Services::External { provider, .. } => {
+                provider.clone().ok_or(FaultError::NoProviderUrl)?
+            }
         };
         Ok(format!("{}/admin/faults", base.trim_end_matches('/')))
     }
 
-    async fn provider_faults(&self) -> Result<ProviderFaults, String> {
+    async fn provider_faults(&self) -> Result<ProviderFaults, FaultError> {
         let url = self.provider_url().await?;
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        resp.json().await.map_err(|e| e.to_string())
+        Ok(self.http.get(&url).send().await?.json().await?)
     }
 
-    async fn set_provider_faults(&self, faults: &ProviderFaults) -> Result<(), String> {
+    async fn set_provider_faults(&self, faults: &ProviderFaults) -> Result<(), FaultError> {
         let url = self.provider_url().await?;
-        let resp = self
-            .http
-            .put(&url)
-            .json(faults)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let resp = self.http.put(&url).json(faults).send().await?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!("provider answered {}", resp.status()))
+            Err(FaultError::ProviderRefused(resp.status()))
         }
     }
 }
@@ -475,11 +397,11 @@ impl Target {
 /// Runs a blocking Toxiproxy client call off the async runtime. The client
 /// panics on some HTTP errors; a panic comes back as an error here.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce() -> Result<T, FaultError> + Send + 'static,
+) -> Result<T, FaultError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| format!("toxiproxy client failed: {e}"))?
+        .map_err(|e| FaultError::ToxiproxyClient(format!("toxiproxy client failed: {e}")))?
 }
 
 /// The same faults through a real Toxiproxy server. Links go up and down
@@ -517,10 +439,21 @@ mod toxiproxy {
         out
     }
 
-    async fn refused(what: &str, resp: reqwest::Response) -> String {
+    async fn refused(what: String, resp: reqwest::Response) -> FaultError {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        format!("toxiproxy refused to {what}: {status} {}", body.trim())
+        FaultError::ToxiproxyRefused {
+            what,
+            status,
+            body: body.trim().to_string(),
+        }
+    }
+
+    fn unreachable(addr: &str) -> impl FnOnce(reqwest::Error) -> FaultError + '_ {
+        move |source| FaultError::ToxiproxyUnreachable {
+            addr: addr.to_string(),
+            source,
+        }
     }
 
     /// `POST /proxies/{link}/toxics`; the toxic's name as the server gave it.
@@ -529,7 +462,7 @@ mod toxiproxy {
         addr: &str,
         link: &str,
         toxic: &ToxicSpec,
-    ) -> Result<String, String> {
+    ) -> Result<String, FaultError> {
         let body = Toxic {
             name: toxic.resolved_name(),
             kind: toxic.kind.clone(),
@@ -541,14 +474,17 @@ mod toxiproxy {
             .json(&body)
             .send()
             .await
-            .map_err(|e| format!("toxiproxy at {addr}: {e}"))?;
+            .map_err(unreachable(addr))?;
         if !resp.status().is_success() {
-            return Err(refused(&format!("add {} on {link}", body.name), resp).await);
+            return Err(refused(format!("add {} on {link}", body.name), resp).await);
         }
         let added: Toxic = resp
             .json()
             .await
-            .map_err(|e| format!("toxiproxy at {addr}: unreadable toxic: {e}"))?;
+            .map_err(|source| FaultError::ToxiproxyUnreadable {
+                addr: addr.to_string(),
+                source,
+            })?;
         Ok(added.name)
     }
 
@@ -558,7 +494,7 @@ mod toxiproxy {
         addr: &str,
         link: &str,
         name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), FaultError> {
         let resp = http
             .delete(url(
                 addr,
@@ -566,20 +502,18 @@ mod toxiproxy {
             ))
             .send()
             .await
-            .map_err(|e| format!("toxiproxy at {addr}: {e}"))?;
+            .map_err(unreachable(addr))?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(refused(&format!("remove {name} from {link}"), resp).await)
+            Err(refused(format!("remove {name} from {link}"), resp).await)
         }
     }
 
-    pub fn set_enabled(addr: &str, link: &str, up: bool) -> Result<(), String> {
-        let proxy = Client::new(addr).find_proxy(link)?;
-        if up {
-            proxy.enable()
-        } else {
-            proxy.disable()
-        }
+    pub fn set_enabled(addr: &str, link: &str, up: bool) -> Result<(), FaultError> {
+        let proxy = Client::new(addr)
+            .find_proxy(link)
+            .map_err(FaultError::ToxiproxyClient)?;
+        if up { proxy.enable() } else { proxy.disable() }.map_err(FaultError::ToxiproxyClient)
     }
 }

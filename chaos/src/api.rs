@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::{Chaos, ChaosError, ProxySpec, ProxyUpdate, Stream, ToxicKind, ToxicSpec, ToxicUpdate};
+use crate::{Chaos, ChaosError, ProxySpec, ProxyUpdate, Stream, ToxicSpec, ToxicUpdate};
 
 /// The Toxiproxy version whose API this server speaks, reported by
 /// `GET /version`. Clients gate features on it, so it names the API level,
@@ -282,7 +282,7 @@ async fn toxic_create(
     if chaos.has_toxic(&proxy, &name)? {
         return Err(ChaosError::ToxicExists { proxy, toxic: name });
     }
-    let kind = ToxicKind::from_parts(&kind_name, input.attributes.unwrap_or(Value::Null))?;
+    let kind = crate::toxics::from_parts(&kind_name, input.attributes.unwrap_or(Value::Null))?;
     let spec = ToxicSpec {
         name: Some(name),
         stream,

@@ -76,7 +76,7 @@ impl Stage {
             roll,
             active: roll < f64::from(entry.toxicity),
             closed: false,
-            capacity: entry.kind.capacity(),
+            capacity: crate::toxics::capacity(&entry.kind),
             queue: VecDeque::new(),
             transform: Some(Transform::new(&entry.kind, now)),
             rng: StdRng::seed_from_u64(seed::mix(name_seed, 0x5EED)),

@@ -61,6 +61,12 @@ pub enum ChaosError {
     Io(#[from] std::io::Error),
 }
 
+impl From<gauntlet_model::UnknownStream> for ChaosError {
+    fn from(e: gauntlet_model::UnknownStream) -> Self {
+        Self::InvalidStream(e.0)
+    }
+}
+
 impl ChaosError {
     /// The HTTP status Toxiproxy answers this error with.
     pub fn status(&self) -> StatusCode {

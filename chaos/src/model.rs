@@ -1,53 +1,13 @@
 //! The proxy and toxic descriptions the API takes and returns.
 
-use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use gauntlet_model::toxic::{Stream, ToxicSpec};
+
 use crate::toxics::ToxicKind;
-use crate::ChaosError;
-
-/// Which direction of a connection a toxic affects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// Client → upstream server (requests).
-    Upstream,
-    /// Upstream server → client (responses). The default.
-    Downstream,
-}
-
-impl Stream {
-    /// `"upstream"` or `"downstream"`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Upstream => "upstream",
-            Self::Downstream => "downstream",
-        }
-    }
-}
-
-impl fmt::Display for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Stream {
-    type Err = ChaosError;
-
-    /// Case-insensitive, as Toxiproxy parses it.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "upstream" => Ok(Self::Upstream),
-            "downstream" => Ok(Self::Downstream),
-            _ => Err(ChaosError::InvalidStream(s.to_owned())),
-        }
-    }
-}
 
 /// What to create: a named proxy from `listen` to `upstream`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,57 +92,6 @@ pub struct Toxic {
     pub toxicity: f32,
 }
 
-/// What to add: a toxic kind, plus an optional name, stream and toxicity.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ToxicSpec {
-    /// Defaults to `<type>_<stream>`, e.g. `latency_downstream`.
-    pub name: Option<String>,
-    /// Defaults to [`Stream::Downstream`].
-    pub stream: Stream,
-    /// Defaults to 1.0 (every connection).
-    pub toxicity: f32,
-    /// The toxic and its attributes.
-    pub kind: ToxicKind,
-}
-
-impl ToxicSpec {
-    /// A downstream toxic applying to every connection, named after its type.
-    pub fn new(kind: ToxicKind) -> Self {
-        Self {
-            name: None,
-            stream: Stream::Downstream,
-            toxicity: 1.0,
-            kind,
-        }
-    }
-
-    /// Sets the name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Sets the stream.
-    pub fn stream(mut self, stream: Stream) -> Self {
-        self.stream = stream;
-        self
-    }
-
-    /// Sets the toxicity.
-    pub fn toxicity(mut self, toxicity: f32) -> Self {
-        self.toxicity = toxicity;
-        self
-    }
-
-    /// The name the toxic gets: the one given, or `<type>_<stream>`.
-    pub fn resolved_name(&self) -> String {
-        match &self.name {
-            Some(name) if !name.is_empty() => name.clone(),
-            _ => format!("{}_{}", self.kind.type_name(), self.stream),
-        }
-    }
-}
-
 /// A change to a toxic: its toxicity and any of its attributes (the ones left
 /// out keep their values), as Toxiproxy's update endpoint reads them. The
 /// toxic's name, type and stream cannot change.
@@ -210,7 +119,7 @@ impl ToxicUpdate {
     pub fn attributes(kind: &ToxicKind) -> Self {
         Self {
             toxicity: None,
-            attributes: kind.attributes(),
+            attributes: crate::toxics::attributes(kind),
         }
     }
 
@@ -226,6 +135,7 @@ impl ToxicUpdate {
 mod tests {
     use super::*;
     use crate::toxics::Latency;
+    use crate::ChaosError;
     use serde_json::json;
 
     #[test]
@@ -256,10 +166,8 @@ mod tests {
     #[test]
     fn streams_parse_case_insensitively() {
         assert_eq!("UpStream".parse::<Stream>().unwrap(), Stream::Upstream);
-        assert!(matches!(
-            "sideways".parse::<Stream>(),
-            Err(ChaosError::InvalidStream(_))
-        ));
+        let e: ChaosError = "sideways".parse::<Stream>().unwrap_err().into();
+        assert!(matches!(e, ChaosError::InvalidStream(ref s) if s == "sideways"));
     }
 
     #[test]

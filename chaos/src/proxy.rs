@@ -299,9 +299,9 @@ impl ProxyEntry {
             return Err(self.toxic_not_found(name));
         };
         let entry = &table.entries[index];
-        let mut attributes = entry.kind.attributes();
+        let mut attributes = crate::toxics::attributes(&entry.kind);
         attributes.extend(update.attributes);
-        let kind = crate::ToxicKind::from_parts(entry.kind.type_name(), attributes.into())?;
+        let kind = crate::toxics::from_parts(entry.kind.type_name(), attributes.into())?;
         let toxicity = update.toxicity.unwrap_or(entry.toxicity);
         check_toxicity(toxicity)?;
         let entry = &mut table.entries[index];

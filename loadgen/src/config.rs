@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::token::TokenError;
+
 /// How long one request may take before its outcome is *unknown*. Long
 /// enough for a sync order whose saga retries a slow link, short enough
 /// that a dead link does not hold a user for the rest of the run.
@@ -118,9 +120,9 @@ impl TokenConfig {
     /// A token for `sub`, valid for `lifetime` from now: for a client of
     /// the same gateway other than the load's users (the harness stocking
     /// the catalog, say).
-    pub fn sign(&self, sub: &str, lifetime: Duration) -> Result<String, String> {
+    pub fn sign(&self, sub: &str, lifetime: Duration) -> Result<String, TokenError> {
         let bearer = crate::token::Signer::new(self, lifetime).bearer(sub)?;
-        let text = bearer.to_str().map_err(|e| e.to_string())?;
+        let text = bearer.to_str()?;
         Ok(text.trim_start_matches("Bearer ").to_string())
     }
 }
@@ -195,69 +197,10 @@ pub struct Stage {
 }
 
 /// Relative weights of the journeys; a missing one weighs 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mix {
-    /// `POST /api/users` with a new customer.
-    #[serde(default)]
-    pub create_user: u32,
-    /// `GET /api/products`.
-    #[serde(default)]
-    pub browse: u32,
-    /// `POST /api/orders` by a known customer.
-    #[serde(default)]
-    pub place_order: u32,
-    /// `POST /api/orders`, then `GET /api/orders/{id}` every poll interval
-    /// until the order is terminal, when it was answered pending.
-    #[serde(default)]
-    pub poll_order: u32,
-}
-
-impl Default for Mix {
-    /// Mostly orders, as the harness is about the order flow.
-    fn default() -> Self {
-        Mix {
-            create_user: 1,
-            browse: 3,
-            place_order: 5,
-            poll_order: 1,
-        }
-    }
-}
-
-impl Mix {
-    pub(crate) fn total(&self) -> u64 {
-        u64::from(self.create_user)
-            + u64::from(self.browse)
-            + u64::from(self.place_order)
-            + u64::from(self.poll_order)
-    }
-
-    /// True when some journey places orders.
-    pub fn orders(&self) -> bool {
-        self.place_order > 0 || self.poll_order > 0
-    }
-}
+pub use gauntlet_model::Mix;
 
 /// The order flow, as the orders service's `flow` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flow {
-    /// The saga runs in the request (201 terminal, or 202 pending).
-    #[default]
-    Sync,
-    /// The order is written and answered 202; events finish it.
-    Async,
-}
-
-impl Flow {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Flow::Sync => "sync",
-            Flow::Async => "async",
-        }
-    }
-}
+pub use gauntlet_model::Flow;
 
 /// How a journey follows a pending order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,54 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What one operation did, which is also the endpoint it called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpKind {
-    /// `POST /api/users`
-    CreateUser,
-    /// `GET /api/products`
-    ListProducts,
-    /// `POST /api/orders`
-    PlaceOrder,
-    /// `GET /api/orders/{id}`
-    GetOrder,
-}
-
-impl OpKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [OpKind; 4] = [
-        OpKind::CreateUser,
-        OpKind::ListProducts,
-        OpKind::PlaceOrder,
-        OpKind::GetOrder,
-    ];
-
-    /// The endpoint's name, as latency figures are keyed.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            OpKind::CreateUser => "POST /api/users",
-            OpKind::ListProducts => "GET /api/products",
-            OpKind::PlaceOrder => "POST /api/orders",
-            OpKind::GetOrder => "GET /api/orders/{id}",
-        }
-    }
-}
-
-/// How an operation ended, as a checker must read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// A 2xx answer: it took effect (a 202 pending order included).
-    Ok,
-    /// A 4xx or 5xx answer, or a request that never left (no connection
-    /// could be made): it did not take effect.
-    Fail,
-    /// No answer: a timeout, a connection lost after the request was sent,
-    /// or the run cancelled while it was in flight. It may or may not have
-    /// taken effect.
-    Unknown,
-}
+pub use gauntlet_model::{OpKind, Outcome};
 
 /// One client operation. Times are microseconds from the run's start
 /// ([`LoadResult::started_at`](crate::LoadResult::started_at)).

@@ -48,16 +48,37 @@ pub(crate) struct Link {
     pub path: Uri,
 }
 
+/// Why a URL is not a [`Link`]: the text that was wrong, and why.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    /// Not an absolute URL (`http://host:port/path`).
+    #[error("{url:?}: {source}")]
+    Url {
+        url: String,
+        source: url::ParseError,
+    },
+    /// The URL's path and query are not a request target.
+    #[error("{origin:?}: {source}")]
+    Origin {
+        origin: String,
+        source: hyper::http::uri::InvalidUri,
+    },
+}
+
 impl Link {
-    pub fn parse(url: &str) -> Result<Link, String> {
-        let url = Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+    pub fn parse(url: &str) -> Result<Link, LinkError> {
+        let url = Url::parse(url).map_err(|source| LinkError::Url {
+            url: url.to_string(),
+            source,
+        })?;
         let origin = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let path = origin
-            .parse::<Uri>()
-            .map_err(|e| format!("{origin:?}: {e}"))?;
+        let path = match origin.parse::<Uri>() {
+            Ok(path) => path,
+            Err(source) => return Err(LinkError::Origin { origin, source }),
+        };
         Ok(Link { url, path })
     }
 }

@@ -102,6 +102,7 @@ pub use error::LoadError;
 pub use history::{OpKind, Operation, Outcome};
 pub use journey::{JourneyKind, JourneyPlan, Planner};
 pub use progress::{Phase, Progress};
-pub use result::{Counts, EndpointResult, LoadResult, LoadSummary, Percentiles, Window};
+pub use result::{Counts, EndpointResult, LoadResult, Window};
+pub use token::TokenError;
 
 pub use run::{run_load, run_load_observed, LoadStart, PROGRESS_EVERY};

@@ -2,7 +2,7 @@
 //! outcome counts, the achieved rate, and the whole history.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -87,14 +87,6 @@ impl EndpointResult {
     fn add(&mut self, op: &Operation) {
         self.counts.add(op.outcome, op.status);
         record_latency(&mut self.latency, op.latency_us());
-    }
-
-    /// The figures a report shows, in milliseconds.
-    pub fn summary(&self) -> EndpointSummary {
-        EndpointSummary {
-            counts: self.counts,
-            latency_ms: Percentiles::of(&self.latency),
-        }
     }
 }
 
@@ -241,110 +233,6 @@ impl LoadResult {
     pub fn endpoint(&self, kind: OpKind) -> Option<&EndpointResult> {
         self.endpoints.get(kind.endpoint())
     }
-
-    /// The figures as `report.json` carries them (the history apart: it is
-    /// serializable on its own).
-    pub fn summary(&self) -> LoadSummary {
-        LoadSummary {
-            started_at_ms: self
-                .started_at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            elapsed_ms: self.elapsed.as_millis() as u64,
-            measured_ms: self.measured_until_us.saturating_sub(self.measured_from_us) / 1000,
-            cancelled: self.cancelled,
-            users: self.users,
-            overall: self.overall().summary(),
-            endpoints: self
-                .endpoints
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.summary()))
-                .collect(),
-            windows: self
-                .windows
-                .iter()
-                .map(|w| WindowSummary {
-                    second: w.second,
-                    endpoints: w
-                        .endpoints
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.summary()))
-                        .collect(),
-                })
-                .collect(),
-            achieved_rate: self.achieved_rate.clone(),
-            target_rate: self.target_rate.clone(),
-            arrivals_due: self.arrivals_due,
-            missed_arrivals: self.missed_arrivals,
-            operations: self.history.len() as u64,
-        }
-    }
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-impl Percentiles {
-    /// From a histogram of microseconds.
-    pub fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        let ms = |us: u64| us as f64 / 1000.0;
-        Percentiles {
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            p999: ms(h.value_at_quantile(0.999)),
-            max: ms(h.max()),
-            mean: h.mean() / 1000.0,
-        }
-    }
-}
-
-/// One endpoint's counts and latency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointSummary {
-    #[serde(flatten)]
-    pub counts: Counts,
-    pub latency_ms: Percentiles,
-}
-
-/// One second's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WindowSummary {
-    pub second: u32,
-    pub endpoints: BTreeMap<String, EndpointSummary>,
-}
-
-/// A run's figures, serializable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoadSummary {
-    /// Milliseconds since the Unix epoch.
-    pub started_at_ms: u64,
-    pub elapsed_ms: u64,
-    /// Length of the measured period.
-    pub measured_ms: u64,
-    pub cancelled: bool,
-    pub users: u32,
-    pub overall: EndpointSummary,
-    pub endpoints: BTreeMap<String, EndpointSummary>,
-    pub windows: Vec<WindowSummary>,
-    pub achieved_rate: Vec<u32>,
-    pub target_rate: Vec<f64>,
-    pub arrivals_due: u64,
-    pub missed_arrivals: u64,
-    pub operations: u64,
 }
 
 #[cfg(test)]
@@ -424,10 +312,9 @@ mod tests {
             1
         );
         assert_eq!(r.missed_arrivals, 1);
-        let s = r.summary();
-        assert_eq!(s.overall.counts.total(), 4);
-        assert_eq!(s.overall.counts.rejected(), 2);
-        assert!((s.overall.latency_ms.max - 2.0).abs() < 0.01);
-        serde_json::to_string(&s).unwrap();
+        let overall = r.overall();
+        assert_eq!(overall.counts.total(), 4);
+        assert_eq!(overall.counts.rejected(), 2);
+        assert!((overall.latency.max() as f64 / 1000.0 - 2.0).abs() < 0.01);
     }
 }

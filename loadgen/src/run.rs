@@ -93,7 +93,7 @@ where
         None => format!("load-{:x}", config.seed),
     };
     let bad_url = |e: String| LoadError::Config(vec![format!("base_url: {e}")]);
-    let urls = Urls::new(&config.base_url).map_err(bad_url)?;
+    let urls = Urls::new(&config.base_url).map_err(|e| bad_url(e.to_string()))?;
     let authority = match (
         urls.users.url.host_str(),
         urls.users.url.port_or_known_default(),

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::HttpClient;
 use crate::config::{Flow, Poll};
 use crate::history::{detail, OpKind, Operation, Outcome};
-use crate::http::{Answer, Call, Direct, Http, Link, Transport};
+use crate::http::{Answer, Call, Direct, Http, Link, LinkError, Transport};
 use crate::journey::{JourneyKind, JourneyPlan};
 use crate::recorder::{Clock, Live, UserLog};
 use crate::token::Signer;
@@ -33,7 +33,7 @@ impl Urls {
     /// The URLs under `base`, which [`LoadConfig::validate`] has checked.
     ///
     /// [`LoadConfig::validate`]: crate::LoadConfig::validate
-    pub fn new(base: &str) -> Result<Self, String> {
+    pub fn new(base: &str) -> Result<Self, LinkError> {
         let base = base.trim_end_matches('/');
         Ok(Urls {
             users: Link::parse(&format!("{base}/api/users"))?,
@@ -45,7 +45,7 @@ impl Urls {
     }
 
     /// `GET /api/orders/{id}`.
-    pub fn order(&self, id: i64) -> Result<Link, String> {
+    pub fn order(&self, id: i64) -> Result<Link, LinkError> {
         Link::parse(&format!("{}/api/orders/{id}", self.base))
     }
 }

@@ -3,11 +3,29 @@
 
 use std::time::Duration;
 
-use goose_reqwest::header::HeaderValue;
+use goose_reqwest::header::{HeaderValue, InvalidHeaderValue, ToStrError};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use crate::config::TokenConfig;
+
+/// Why a token could not be made. A user without one sends the API key
+/// instead (or nothing), and the gateway's 401s say so in the history.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// jsonwebtoken refused to sign: for `sub`, and its reason.
+    #[error("cannot sign a token for {sub}: {source}")]
+    Sign {
+        sub: String,
+        source: jsonwebtoken::errors::Error,
+    },
+    /// The signed token is not a valid `Authorization` header value.
+    #[error(transparent)]
+    Header(#[from] InvalidHeaderValue),
+    /// The `Authorization` header value is not visible ASCII text.
+    #[error(transparent)]
+    NotText(#[from] ToStrError),
+}
 
 /// Signs tokens for a run's users.
 pub(crate) struct Signer {
@@ -42,7 +60,7 @@ impl Signer {
     }
 
     /// `Bearer <token>` for `sub`.
-    pub fn bearer(&self, sub: &str) -> Result<HeaderValue, String> {
+    pub fn bearer(&self, sub: &str) -> Result<HeaderValue, TokenError> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub,
@@ -53,8 +71,11 @@ impl Signer {
             aud: self.audience.as_deref(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|e| format!("cannot sign a token for {sub}: {e}"))?;
-        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())
+            .map_err(|source| TokenError::Sign {
+                sub: sub.to_string(),
+                source,
+            })?;
+        Ok(HeaderValue::from_str(&format!("Bearer {token}"))?)
     }
 }
 

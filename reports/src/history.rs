@@ -98,45 +98,7 @@ impl Operation {
     }
 }
 
-/// What an operation did, which is also the endpoint it called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpKind {
-    /// `POST /api/users`
-    CreateUser,
-    /// `GET /api/products` (also read as `browse`)
-    #[serde(alias = "browse")]
-    ListProducts,
-    /// `POST /api/orders`
-    PlaceOrder,
-    /// `GET /api/orders/{id}` (also read as `poll_order`)
-    #[serde(alias = "poll_order")]
-    GetOrder,
-}
-
-impl OpKind {
-    /// The endpoint, as latency figures are keyed.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            Self::CreateUser => "POST /api/users",
-            Self::ListProducts => "GET /api/products",
-            Self::PlaceOrder => "POST /api/orders",
-            Self::GetOrder => "GET /api/orders/{id}",
-        }
-    }
-}
-
-/// How an operation ended, as the client knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Acknowledged: the server answered with success.
-    Ok,
-    /// Definitely not done: the server answered with a failure.
-    Fail,
-    /// No answer: it may or may not have happened.
-    Unknown,
-}
+pub use gauntlet_model::{OpKind, Outcome};
 
 #[cfg(test)]
 mod tests {

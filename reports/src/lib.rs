@@ -87,7 +87,7 @@ pub use history::{History, OpKind, Operation, Outcome};
 pub use invariants::{check_all, InvariantResult, Offender};
 pub use junit::{junit_xml, write_junit};
 pub use machine::Machine;
-pub use metrics::Metrics;
+pub use metrics::{MetricError, Metrics};
 pub use problem::Problem;
 pub use report::{read_json, write_json, Report, ReportError};
 pub use scenario::Scenario;

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::gates::MetricRef;
 use crate::history::{History, Outcome};
-use crate::invariants::InvariantResult;
 use crate::state::{FinalState, TopicEvents, CANCELLED, CONFIRMED};
 
 /// The target key of whole-run figures; a gate without an argument reads it.
@@ -183,57 +182,67 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// Why a gate operand has no value in a run. The text becomes the failed
+/// gate's detail, so each says which figure is missing and, where it
+/// helps, why (a sync-only run has no event path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetricError {
+    /// A per-target figure (`what`: latency, operations, throughput) the
+    /// run did not record for a flow: probably that flow did not run.
+    #[error("no {what} recorded for `{flow}` in this run: did it run the {flow} flow?")]
+    FlowNotRecorded { what: &'static str, flow: String },
+    /// A per-target figure the run did not record for an endpoint or
+    /// [`ALL`].
+    #[error("no {what} recorded for `{target}` in this run")]
+    NotRecorded { what: &'static str, target: String },
+    #[error("no saga outcomes were collected in this run")]
+    NoSaga,
+    /// A per-link figure (`what`: breaker, retry) for a link the run did
+    /// not watch.
+    #[error("no {what} record for link `{link}` in this run (was the link watched?)")]
+    NoLinkRecord { what: &'static str, link: String },
+    /// A per-link figure summed over links, and no link was watched.
+    #[error("no {what} records in this run")]
+    NoLinkRecords { what: &'static str },
+    #[error("no event accounting in this run (dead-letter queues exist only on the async flow)")]
+    NoEvents,
+    /// Event accounting exists, but not for this topic (empty: for any).
+    #[error("no event accounting for topic `{topic}` in this run")]
+    NoTopic { topic: String },
+    #[error("no consumer lag in this run (consumers exist only on the async flow)")]
+    NoLag,
+    #[error("no lag recorded for consumer group `{group}` in this run")]
+    NoGroupLag { group: String },
+    #[error("no consumer lag recorded in this run")]
+    NoLagRecorded,
+    #[error("no order counts were collected in this run")]
+    NoOrders,
+    #[error("invariants were not checked in this run")]
+    NoInvariants,
+    #[error("invariant `{invariant}` was not checked in this run")]
+    InvariantNotChecked { invariant: String },
+    /// A registered metric this version cannot read: a bug (a test keeps
+    /// the registry and [`Metrics::value`] in step), and the gate fails.
+    #[error("metric `{metric}` has no source in this version")]
+    NoSource { metric: String },
+}
+
 impl Metrics {
-    /// Fills what the history and final state alone give: request counts
-    /// for [`ALL`] and per flow (where not already set; per-endpoint counts
-    /// come from the load generator, which knows the endpoints), the order
-    /// counts, and the event accounting (where not already set).
-    pub fn fill_from_run(&mut self, history: &History, state: &FinalState) {
-        let mut all = Counts::default();
-        let mut flows: BTreeMap<String, Counts> = BTreeMap::new();
-        for op in &history.ops {
-            all.add(op.outcome, op.status);
-            if let Some(flow) = &op.flow {
-                flows
-                    .entry(flow.clone())
-                    .or_default()
-                    .add(op.outcome, op.status);
-            }
-        }
-        self.requests.entry(ALL.to_string()).or_insert(all);
-        for (flow, counts) in flows {
-            self.requests.entry(flow).or_insert(counts);
-        }
-        self.orders = Some(OrderCounts::from_run(history, state));
-        if self.events.is_none() {
-            self.events.clone_from(&state.events);
-        }
-    }
-
-    /// Records the invariants' violation counts, for
-    /// `invariants.violations` gates. Skipped checks count 0.
-    pub fn record_invariants(&mut self, results: &[InvariantResult]) {
-        self.invariants = Some(
-            results
-                .iter()
-                .map(|r| (r.name.clone(), r.violations))
-                .collect(),
-        );
-    }
-
     /// The value a gate operand names, in its base unit, or why there is
     /// none in this run.
-    pub fn value(&self, m: &MetricRef) -> Result<f64, String> {
+    pub fn value(&self, m: &MetricRef) -> Result<f64, MetricError> {
         let name = m.def.name;
         let arg = m.arg.as_deref();
         let target = arg.unwrap_or(ALL);
-        let run_hint = |what: &str| match target {
-            "sync" | "async" => {
-                format!(
-                    "no {what} recorded for `{target}` in this run: did it run the {target} flow?"
-                )
-            }
-            _ => format!("no {what} recorded for `{target}` in this run"),
+        let run_hint = |what: &'static str| match target {
+            "sync" | "async" => MetricError::FlowNotRecorded {
+                what,
+                flow: target.to_string(),
+            },
+            _ => MetricError::NotRecorded {
+                what,
+                target: target.to_string(),
+            },
         };
         match name {
             "p50" | "p90" | "p95" | "p99" | "p999" | "min" | "max" | "avg" => {
@@ -276,9 +285,7 @@ impl Metrics {
                 .copied()
                 .ok_or_else(|| run_hint("throughput")),
             "saga.completed" | "saga.compensated" | "saga.failed" => {
-                let s = self
-                    .saga
-                    .ok_or("no saga outcomes were collected in this run")?;
+                let s = self.saga.ok_or(MetricError::NoSaga)?;
                 Ok(match name {
                     "saga.completed" => s.completed,
                     "saga.compensated" => s.compensated,
@@ -288,18 +295,15 @@ impl Metrics {
             "breaker.opened" => per_link(&self.breaker_opened, arg, "breaker"),
             "retries" => per_link(&self.retries, arg, "retry"),
             "dlq.count" | "dlq.rate" => {
-                let events = self.events.as_ref().ok_or(
-                    "no event accounting in this run (dead-letter queues exist only on the async flow)",
-                )?;
+                let events = self.events.as_ref().ok_or(MetricError::NoEvents)?;
                 let rows: Vec<&TopicEvents> = events
                     .iter()
                     .filter(|e| arg.is_none_or(|t| e.topic == t))
                     .collect();
                 if rows.is_empty() {
-                    return Err(format!(
-                        "no event accounting for topic `{}` in this run",
-                        arg.unwrap_or_default()
-                    ));
+                    return Err(MetricError::NoTopic {
+                        topic: arg.unwrap_or_default().to_string(),
+                    });
                 }
                 let dead: u64 = rows.iter().map(|e| e.dead_lettered).sum();
                 let produced: u64 = rows.iter().map(|e| e.produced).sum();
@@ -310,15 +314,17 @@ impl Metrics {
                 })
             }
             "lag.max" | "lag.final" => {
-                let lag = self.lag.as_ref().ok_or(
-                    "no consumer lag in this run (consumers exist only on the async flow)",
-                )?;
+                let lag = self.lag.as_ref().ok_or(MetricError::NoLag)?;
                 let pick = |l: &LagSummary| if name == "lag.max" { l.max } else { l.last };
                 match arg {
-                    Some(g) => lag.get(g).map(|l| pick(l) as f64).ok_or_else(|| {
-                        format!("no lag recorded for consumer group `{g}` in this run")
-                    }),
-                    None if lag.is_empty() => Err("no consumer lag recorded in this run".into()),
+                    Some(g) => {
+                        lag.get(g)
+                            .map(|l| pick(l) as f64)
+                            .ok_or_else(|| MetricError::NoGroupLag {
+                                group: g.to_string(),
+                            })
+                    }
+                    None if lag.is_empty() => Err(MetricError::NoLagRecorded),
                     None => Ok(lag.values().map(pick).max().unwrap_or(0) as f64),
                 }
             }
@@ -328,9 +334,7 @@ impl Metrics {
             | "orders.cancelled"
             | "orders.pending"
             | "orders.lost" => {
-                let o = self
-                    .orders
-                    .ok_or("no order counts were collected in this run")?;
+                let o = self.orders.ok_or(MetricError::NoOrders)?;
                 Ok(match name {
                     "orders.placed" => o.placed,
                     "orders.acknowledged" => o.acknowledged,
@@ -341,31 +345,39 @@ impl Metrics {
                 } as f64)
             }
             "invariants.violations" => {
-                let inv = self
-                    .invariants
-                    .as_ref()
-                    .ok_or("invariants were not checked in this run")?;
+                let inv = self.invariants.as_ref().ok_or(MetricError::NoInvariants)?;
                 match arg {
-                    Some(n) => inv
-                        .get(n)
-                        .map(|v| *v as f64)
-                        .ok_or_else(|| format!("invariant `{n}` was not checked in this run")),
+                    Some(n) => inv.get(n).map(|v| *v as f64).ok_or_else(|| {
+                        MetricError::InvariantNotChecked {
+                            invariant: n.to_string(),
+                        }
+                    }),
                     None => Ok(inv.values().sum::<u64>() as f64),
                 }
             }
             // The registry and this match are kept in step by a test; an
             // operand that slips through fails its gate, never passes it.
-            other => Err(format!("metric `{other}` has no source in this version")),
+            other => Err(MetricError::NoSource {
+                metric: other.to_string(),
+            }),
         }
     }
 }
 
-fn per_link(map: &BTreeMap<String, u64>, link: Option<&str>, what: &str) -> Result<f64, String> {
+fn per_link(
+    map: &BTreeMap<String, u64>,
+    link: Option<&str>,
+    what: &'static str,
+) -> Result<f64, MetricError> {
     match link {
-        Some(l) => map.get(l).map(|v| *v as f64).ok_or_else(|| {
-            format!("no {what} record for link `{l}` in this run (was the link watched?)")
-        }),
-        None if map.is_empty() => Err(format!("no {what} records in this run")),
+        Some(l) => map
+            .get(l)
+            .map(|v| *v as f64)
+            .ok_or_else(|| MetricError::NoLinkRecord {
+                what,
+                link: l.to_string(),
+            }),
+        None if map.is_empty() => Err(MetricError::NoLinkRecords { what }),
         None => Ok(map.values().sum::<u64>() as f64),
     }
 }
@@ -407,7 +419,7 @@ mod tests {
             let fine = v.is_ok() || def.name.starts_with("dlq.");
             assert!(fine, "{}: {v:?}", def.name);
             if let Err(e) = v {
-                assert!(!e.contains("no source"), "{}: {e}", def.name);
+                assert!(!e.to_string().contains("no source"), "{}: {e}", def.name);
             }
         }
     }
@@ -438,10 +450,6 @@ mod tests {
                 lost: 1
             }
         );
-        let mut m = Metrics::default();
-        m.fill_from_run(&history, &state);
-        assert_eq!(m.requests[ALL].total, 4);
-        assert_eq!(m.requests[ALL].unknown, 1);
     }
 
     #[test]

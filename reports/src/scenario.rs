@@ -13,8 +13,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use gauntlet_model::{
+    Bandwidth, FaultAction, FaultStep, Flow, Latency, LimitData, Mix, ProviderFaults, ResetPeer,
+    Service, Slicer, SlowClose, Stream, Timeout, ToxicKind, ToxicSpec, DEFAULT_MIX,
+    TOXIC_ATTRIBUTES,
+};
+
 use crate::gates::Gate;
-use crate::topology::Service;
 
 /// The seed when a scenario names none: the system's own default, so a
 /// scenario without one runs like `serve` does.
@@ -27,15 +32,6 @@ pub const DEFAULT_WARMUP: Duration = Duration::from_secs(5);
 /// default backoff chain (breaker wait 5 s plus retries), so a healthy
 /// system always makes it.
 pub const DEFAULT_QUIESCE: Duration = Duration::from_secs(30);
-/// The journey weights when a scenario names no `[load.mix]`: mostly
-/// ordering, with enough browsing and polling to load the read paths.
-pub const DEFAULT_MIX: Mix = Mix {
-    create_user: 1,
-    browse: 3,
-    place_order: 5,
-    poll_order: 1,
-};
-
 fn default_seed() -> u64 {
     DEFAULT_SEED
 }
@@ -108,6 +104,15 @@ impl FlowChoice {
     /// True when the event path (Kafka consumers, DLQs) is in play.
     pub fn uses_events(self) -> bool {
         matches!(self, Self::Async | Self::Both)
+    }
+
+    /// The flows a run drives, in the order it drives them.
+    pub fn flows(self) -> &'static [Flow] {
+        match self {
+            Self::Sync => &[Flow::Sync],
+            Self::Async => &[Flow::Async],
+            Self::Both => &Flow::ALL,
+        }
     }
 }
 
@@ -261,23 +266,6 @@ pub struct BreakerOverride {
     pub permitted_calls_in_half_open: Option<u32>,
 }
 
-/// The provider's behaviour, the same shape as its `PUT /admin/faults`.
-/// Rates are probabilities in [0, 1]; unset keys are 0.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProviderFaults {
-    /// Share of requests answered 503 without charging.
-    pub failure_rate: f64,
-    /// Share of charges declined with 402.
-    pub decline_rate: f64,
-    /// Delay before answering, in milliseconds.
-    pub latency_ms: u64,
-    /// Uniform jitter on the delay, ± milliseconds.
-    pub jitter_ms: u64,
-    /// Share of charges made whose reply is then lost.
-    pub lost_reply_rate: f64,
-}
-
 /// `[system.external]`: a system already running elsewhere.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -347,31 +335,6 @@ pub struct Stage {
     pub duration: Duration,
     /// Journeys started per second at the end of the stage (> 0).
     pub target: f64,
-}
-
-/// Journey weights: each journey is picked with probability
-/// weight / sum of weights. Weights left out of a `[load.mix]` are 0.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mix {
-    /// Register a user (`POST /api/users`).
-    #[serde(default)]
-    pub create_user: u32,
-    /// List products and look at one (`GET /api/products...`).
-    #[serde(default)]
-    pub browse: u32,
-    /// Place an order (`POST /api/orders`).
-    #[serde(default)]
-    pub place_order: u32,
-    /// Place an order, then poll it until terminal (`GET /api/orders/{id}`).
-    #[serde(default)]
-    pub poll_order: u32,
-}
-
-impl Default for Mix {
-    fn default() -> Self {
-        DEFAULT_MIX
-    }
 }
 
 /// `[load]` as written: both models' keys, checked into a [`Load`].
@@ -471,262 +434,10 @@ impl From<Load> for RawLoad {
     }
 }
 
-/// One timed fault: the fault timeline's step (the same JSON), plus the
-/// event-path actions. A step whose action
-/// [is a timeline action](FaultAction::is_timeline_action) serialises to
-/// exactly the JSON the fault timeline reads, so the runner hands it over
-/// with `serde_json::to_value` / `from_value`; the others go to the event
-/// path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultStep {
-    /// When to apply it, from the start of the measured load.
-    #[serde(with = "humantime_serde")]
-    pub at: Duration,
-    /// How long it lasts; without one it stays until the final heal.
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub duration: Option<Duration>,
-    pub action: FaultAction,
-}
-
-/// What a fault does. `toxic`, `link_down`, `crash` and `provider` have
-/// exactly the fault timeline's JSON shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum FaultAction {
-    /// Add a toxic to a link; undone by removing it.
-    Toxic { link: String, toxic: Toxic },
-    /// Take a link down (connections refused and closed).
-    LinkDown { link: String },
-    /// Kill a service; undone by restarting it on its port and database.
-    Crash { service: Service },
-    /// Change the provider's behaviour; undone by restoring it.
-    Provider { faults: ProviderFaults },
-    /// Stop a consumer group polling; undone by resuming it.
-    PauseConsumer { group: String },
-    /// Publish `count` undecodable messages to `topic` (nothing to undo).
-    Poison { topic: String, count: u32 },
-}
-
-impl FaultAction {
-    /// The link a network fault targets.
-    pub fn link(&self) -> Option<&str> {
-        match self {
-            Self::Toxic { link, .. } | Self::LinkDown { link } => Some(link),
-            _ => None,
-        }
-    }
-
-    /// True for the actions the fault timeline itself carries out (the
-    /// others act on the event path).
-    pub fn is_timeline_action(&self) -> bool {
-        matches!(
-            self,
-            Self::Toxic { .. } | Self::LinkDown { .. } | Self::Crash { .. } | Self::Provider { .. }
-        )
-    }
-}
-
-/// A toxic in Toxiproxy's shape:
-/// `{ type = "latency", attributes = { latency = 200, jitter = 50 }, stream = "downstream", toxicity = 1.0 }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Toxic {
-    #[serde(flatten)]
-    pub kind: ToxicKind,
-    /// Direction; defaults to downstream (server → client).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<Stream>,
-    /// Share of connections affected, 0.0–1.0; defaults to 1.0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub toxicity: Option<f32>,
-    /// Defaults to `<type>_<stream>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-/// Which way a toxic acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// Client → server (requests).
-    Upstream,
-    /// Server → client (responses).
-    Downstream,
-}
-
-/// The toxics, with their attributes (unset attributes are 0).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "attributes", rename_all = "snake_case")]
-pub enum ToxicKind {
-    Latency(Latency),
-    Bandwidth(Bandwidth),
-    SlowClose(SlowClose),
-    Timeout(Timeout),
-    ResetPeer(ResetPeer),
-    Slicer(Slicer),
-    LimitData(LimitData),
-}
-
-/// Delay each chunk.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Latency {
-    /// Added delay, in milliseconds.
-    pub latency: u64,
-    /// Largest deviation from `latency`, in milliseconds.
-    pub jitter: u64,
-}
-
-/// Cap throughput.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Bandwidth {
-    /// KB/s (1 KB = 1000 bytes).
-    pub rate: u64,
-}
-
-/// Hold the close after the stream ends.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SlowClose {
-    /// Milliseconds.
-    pub delay: u64,
-}
-
-/// Swallow data, close after a while (0: never).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Timeout {
-    /// Milliseconds.
-    pub timeout: u64,
-}
-
-/// Reset the connection once data flows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ResetPeer {
-    /// Milliseconds before the reset (0: at once).
-    pub timeout: u64,
-}
-
-/// Cut data into small slices.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Slicer {
-    /// Mean slice size, in bytes.
-    pub average_size: u64,
-    /// Largest deviation of a slice's size, in bytes.
-    pub size_variation: u64,
-    /// Pause after each slice, in microseconds.
-    pub delay: u64,
-}
-
-/// Close after a number of bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitData {
-    /// Bytes let through.
-    pub bytes: u64,
-}
-
-/// The attributes each toxic type takes, for checking and for hints.
-pub const TOXIC_ATTRIBUTES: [(&str, &[&str]); 7] = [
-    ("latency", &["latency", "jitter"]),
-    ("bandwidth", &["rate"]),
-    ("slow_close", &["delay"]),
-    ("timeout", &["timeout"]),
-    ("reset_peer", &["timeout"]),
-    ("slicer", &["average_size", "size_variation", "delay"]),
-    ("limit_data", &["bytes"]),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn fault_steps_have_the_timelines_json_shape() {
-        let steps = vec![
-            FaultStep {
-                at: Duration::from_secs(10),
-                duration: Some(Duration::from_secs(20)),
-                action: FaultAction::LinkDown {
-                    link: "orders->payments".into(),
-                },
-            },
-            FaultStep {
-                at: Duration::from_secs(5),
-                duration: None,
-                action: FaultAction::Toxic {
-                    link: "payments->provider".into(),
-                    toxic: Toxic {
-                        kind: ToxicKind::Latency(Latency {
-                            latency: 200,
-                            jitter: 50,
-                        }),
-                        stream: None,
-                        toxicity: None,
-                        name: None,
-                    },
-                },
-            },
-            FaultStep {
-                at: Duration::from_secs(30),
-                duration: Some(Duration::from_secs(5)),
-                action: FaultAction::Crash {
-                    service: Service::Notifications,
-                },
-            },
-            FaultStep {
-                at: Duration::from_secs(40),
-                duration: Some(Duration::from_secs(10)),
-                action: FaultAction::Provider {
-                    faults: ProviderFaults {
-                        lost_reply_rate: 0.5,
-                        ..Default::default()
-                    },
-                },
-            },
-        ];
-        let got = serde_json::to_value(&steps).unwrap();
-        let want = json!([
-          {"at": "10s", "duration": "20s", "action": {"type": "link_down", "link": "orders->payments"}},
-          {"at": "5s", "action": {"type": "toxic", "link": "payments->provider",
-                                  "toxic": {"type": "latency", "attributes": {"latency": 200, "jitter": 50}}}},
-          {"at": "30s", "duration": "5s", "action": {"type": "crash", "service": "notifications"}},
-          {"at": "40s", "duration": "10s", "action": {"type": "provider", "faults": {
-              "failure_rate": 0.0, "decline_rate": 0.0, "latency_ms": 0, "jitter_ms": 0, "lost_reply_rate": 0.5}}}
-        ]);
-        assert_eq!(got, want);
-        let back: Vec<FaultStep> = serde_json::from_value(want).unwrap();
-        assert_eq!(back, steps);
-    }
-
-    #[test]
-    fn event_path_actions_serialise_tagged() {
-        let a = FaultAction::Poison {
-            topic: "orders".into(),
-            count: 3,
-        };
-        assert_eq!(
-            serde_json::to_value(&a).unwrap(),
-            json!({"type": "poison", "topic": "orders", "count": 3})
-        );
-        let p: FaultAction =
-            serde_json::from_value(json!({"type": "pause_consumer", "group": "payments"})).unwrap();
-        assert_eq!(
-            p,
-            FaultAction::PauseConsumer {
-                group: "payments".into()
-            }
-        );
-        assert!(!p.is_timeline_action());
-    }
 
     #[test]
     fn load_model_comes_from_its_keys() {

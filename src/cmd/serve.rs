@@ -17,7 +17,7 @@ use gauntlet_events::Share;
 use gauntlet_system::config::Endpoints;
 use gauntlet_system::events::{Instance, Membership};
 use gauntlet_system::service::ServiceContext;
-use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
+use gauntlet_system::{Service, SystemConfig, SystemOptions};
 
 /// The gateway's port when none is given, so the README's curl lines work.
 pub const DEFAULT_GATEWAY_PORT: u16 = 8080;
@@ -29,7 +29,7 @@ pub struct ServeArgs {
     /// Run only this service (gateway, users, catalog, orders, payments,
     /// provider, notifications, analytics).
     #[arg(long)]
-    service: Option<ServiceName>,
+    service: Option<Service>,
     /// Where the databases live; a fresh temporary directory if not given
     /// (then removed on exit).
     #[arg(long, env = "GAUNTLET_DATA_DIR")]
@@ -51,7 +51,7 @@ pub struct ServeArgs {
     /// With --service: where a peer service is, as name=url (repeatable);
     /// GAUNTLET_<NAME>_URL variables are read too.
     #[arg(long = "peer", value_parser = parse_peer)]
-    peers: Vec<(ServiceName, String)>,
+    peers: Vec<(Service, String)>,
     /// With --service: this process is instance INDEX of COUNT of its
     /// service (e.g. 0/2), sharing its database with the others. Its
     /// relay publishes the outbox rows whose order id is INDEX mod COUNT;
@@ -74,11 +74,11 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-fn parse_peer(s: &str) -> Result<(ServiceName, String), String> {
+fn parse_peer(s: &str) -> Result<(Service, String), String> {
     let (name, url) = s
         .split_once('=')
         .ok_or_else(|| format!("expected name=url, got '{s}'"))?;
-    let name = name.parse::<ServiceName>().map_err(|e| e.to_string())?;
+    let name = name.parse::<Service>().map_err(|e| e.to_string())?;
     Ok((name, url.to_string()))
 }
 
@@ -129,9 +129,9 @@ async fn serve_all(args: ServeArgs, config: SystemConfig) -> anyhow::Result<Exit
     println!("gateway       {}", stack.gateway_url());
     {
         let system = stack.system.lock().await;
-        println!("  (direct)    {}", system.url(ServiceName::Gateway));
-        for name in ServiceName::ALL {
-            if name != ServiceName::Gateway {
+        println!("  (direct)    {}", system.url(Service::Gateway));
+        for name in Service::ALL {
+            if name != Service::Gateway {
                 println!("{:<13} {}", name.as_str(), system.url(name));
             }
         }
@@ -155,10 +155,10 @@ async fn serve_all(args: ServeArgs, config: SystemConfig) -> anyhow::Result<Exit
 async fn serve_one(
     args: ServeArgs,
     config: SystemConfig,
-    name: ServiceName,
+    name: Service,
 ) -> anyhow::Result<ExitCode> {
     let mut endpoints = Endpoints::default();
-    for peer in ServiceName::ALL {
+    for peer in Service::ALL {
         let var = format!("GAUNTLET_{}_URL", peer.as_str().to_ascii_uppercase());
         if let Ok(url) = std::env::var(&var) {
             endpoints.services.insert(peer, url);

@@ -13,7 +13,7 @@ use gauntlet_reports::state::{
     FinalState, Ledger, Notification, Order, Product, ProviderCharge, Reservation, TopicEvents,
 };
 use gauntlet_system::events::SUBSCRIPTIONS;
-use gauntlet_system::ServiceName;
+use gauntlet_system::Service;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -25,22 +25,18 @@ const PRODUCTS_PAGE: usize = 1_000;
 const READ_TOPIC_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The services whose clients have breakers (they call other services).
-pub const CALLERS: [ServiceName; 3] = [
-    ServiceName::Gateway,
-    ServiceName::Orders,
-    ServiceName::Payments,
-];
+pub const CALLERS: [Service; 3] = [Service::Gateway, Service::Orders, Service::Payments];
 
 /// Where each service answers, directly (not through a fault proxy: the
 /// harness reads the system's state, it does not take part in it).
 #[derive(Debug, Clone)]
 pub struct Probe {
-    pub urls: BTreeMap<ServiceName, String>,
+    pub urls: BTreeMap<Service, String>,
     pub http: reqwest::Client,
 }
 
 impl Probe {
-    fn url(&self, service: ServiceName, path: &str) -> Result<String, String> {
+    fn url(&self, service: Service, path: &str) -> Result<String, String> {
         self.urls
             .get(&service)
             .map(|base| format!("{}{path}", base.trim_end_matches('/')))
@@ -50,7 +46,7 @@ impl Probe {
     /// `GET` a JSON answer from one service.
     pub async fn get<T: DeserializeOwned>(
         &self,
-        service: ServiceName,
+        service: Service,
         path: &str,
     ) -> Result<T, String> {
         let url = self.url(service, path)?;
@@ -72,36 +68,29 @@ impl Probe {
 
     /// Orders not yet terminal (at most `limit` of them).
     pub async fn open_orders(&self, limit: usize) -> Result<Vec<Order>, String> {
-        self.get(
-            ServiceName::Orders,
-            &format!("/orders?open=true&limit={limit}"),
-        )
-        .await
+        self.get(Service::Orders, &format!("/orders?open=true&limit={limit}"))
+            .await
     }
 
     /// Everything the invariants read, from every service's database.
     /// `events` is filled separately (it comes from the broker).
     pub async fn final_state(&self) -> Result<FinalState, String> {
         let orders: Vec<Order> = self
-            .all_pages(ServiceName::Orders, "/orders", ORDERS_PAGE, |o: &Order| {
-                o.id
-            })
+            .all_pages(Service::Orders, "/orders", ORDERS_PAGE, |o: &Order| o.id)
             .await?;
         let products: Vec<Product> = self
             .all_pages(
-                ServiceName::Catalog,
+                Service::Catalog,
                 "/products",
                 PRODUCTS_PAGE,
                 |p: &Product| p.id,
             )
             .await?;
-        let charges: Vec<ProviderCharge> = self.get(ServiceName::Provider, "/charges").await?;
-        let ledger: Ledger = self.get(ServiceName::Provider, "/ledger").await?;
-        let reservations: Vec<Reservation> =
-            self.get(ServiceName::Catalog, "/reservations").await?;
-        let notifications: Vec<Notification> = self
-            .get(ServiceName::Notifications, "/notifications")
-            .await?;
+        let charges: Vec<ProviderCharge> = self.get(Service::Provider, "/charges").await?;
+        let ledger: Ledger = self.get(Service::Provider, "/ledger").await?;
+        let reservations: Vec<Reservation> = self.get(Service::Catalog, "/reservations").await?;
+        let notifications: Vec<Notification> =
+            self.get(Service::Notifications, "/notifications").await?;
         Ok(FinalState {
             orders,
             charges,
@@ -116,7 +105,7 @@ impl Probe {
     /// Every row of a keyset-paginated list (`?after=<last id>&limit=`).
     async fn all_pages<T: DeserializeOwned>(
         &self,
-        service: ServiceName,
+        service: Service,
         path: &str,
         page: usize,
         id: fn(&T) -> i64,
@@ -136,12 +125,12 @@ impl Probe {
     }
 
     /// One service's `/events`.
-    pub async fn events(&self, service: ServiceName) -> Result<EventsView, String> {
+    pub async fn events(&self, service: Service) -> Result<EventsView, String> {
         self.get(service, "/events").await
     }
 
     /// One service's `/circuit-breakers`.
-    pub async fn breakers(&self, service: ServiceName) -> Result<BreakersView, String> {
+    pub async fn breakers(&self, service: Service) -> Result<BreakersView, String> {
         self.get(service, "/circuit-breakers").await
     }
 }

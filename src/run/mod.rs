@@ -11,24 +11,46 @@
 //! # Layout
 //!
 //! - `plan.rs`: the scenario as system, load and timeline configurations;
-//! - `leg.rs`: one flow's run;
+//! - `leg.rs`: one flow's run, step by step, and what it produced; each
+//!   step in a file of its own, in the order they run:
+//!   - `steps.rs`: the fault steps the flow runs (sync has no event path);
+//!   - `attach.rs`: start the system fresh, or attach to one running
+//!     elsewhere and give its provider the scenario's behaviour;
+//!   - `drive.rs`: the run itself: stock, load with the fault timeline
+//!     alongside, heal, quiesce, read back, gather the results;
+//!   - `stock.rs`: the catalog the load orders from;
+//!   - `sample.rs`: breakers, retries, lag and outboxes sampled while it
+//!     runs, merged across service restarts;
+//!   - `quiesce.rs`: waiting for the system to settle, and what settled is;
+//!   - `readback.rs`: the final state, and this run's event accounts;
+//!   - `history.rs`: the load generator's operations as the report's
+//!     history;
 //! - `collect.rs`: reading the system back (HTTP and broker);
-//! - `figures.rs`: the report and the metrics gates read, from the legs;
+//! - `figures/`: the report and the metrics gates read, from the legs,
+//!   one file per section of the report;
 //! - `progress.rs`, `summary.rs`: what the terminal shows.
 
+mod attach;
 mod collect;
+mod drive;
 mod figures;
+mod history;
 mod leg;
 pub mod plan;
 mod progress;
+mod quiesce;
+mod readback;
+mod sample;
+mod steps;
+mod stock;
 mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gauntlet_loadgen::Flow;
+use gauntlet_model::Flow;
 use gauntlet_reports::compare::{self, CompareOptions};
-use gauntlet_reports::scenario::{FlowChoice, Scenario};
+use gauntlet_reports::scenario::Scenario;
 use gauntlet_reports::{html, write_json, write_junit, Report};
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +104,7 @@ pub enum RunError {
     Invalid(String),
     #[error("the {flow} flow could not run: {source}")]
     Leg {
-        flow: &'static str,
+        flow: Flow,
         #[source]
         source: LegError,
     },
@@ -112,16 +134,7 @@ pub fn time_bound(scenario: &Scenario) -> std::time::Duration {
         + scenario.load.duration()
         + scenario.quiesce
         + std::time::Duration::from_secs(150);
-    per_flow * flows(scenario.system.flow).len() as u32
-}
-
-/// The flows a scenario runs, in order.
-pub fn flows(choice: FlowChoice) -> Vec<Flow> {
-    match choice {
-        FlowChoice::Sync => vec![Flow::Sync],
-        FlowChoice::Async => vec![Flow::Async],
-        FlowChoice::Both => vec![Flow::Sync, Flow::Async],
-    }
+    per_flow * scenario.system.flow.flows().len() as u32
 }
 
 /// Runs a checked scenario; `interrupt` (Ctrl-C) heals, stops and keeps
@@ -138,20 +151,16 @@ pub async fn run(
     let dir = run_dir(&opts.out_dir, &scenario.name)?;
     let progress = Arc::new(ProgressLine::new(opts.progress));
     let mut legs = Vec::new();
-    for flow in flows(scenario.system.flow) {
+    for &flow in scenario.system.flow.flows() {
         if interrupt.is_cancelled() {
             break;
         }
-        let name = match flow {
-            Flow::Sync => "sync",
-            Flow::Async => "async",
-        };
-        let data = dir.join(name).join("data");
+        let data = dir.join(flow.as_str()).join("data");
         let leg = leg::run_leg(scenario, flow, data, interrupt.clone(), progress.clone()).await;
         progress.clear();
         match leg {
             Ok(leg) => legs.push(leg),
-            Err(source) => return Err(RunError::Leg { flow: name, source }),
+            Err(source) => return Err(RunError::Leg { flow, source }),
         }
     }
     let mut notes = Vec::new();
@@ -298,34 +307,17 @@ fn run_dir(out: &Path, name: &str) -> Result<PathBuf, RunError> {
     unreachable!("the loop returns")
 }
 
-/// `YYYYMMDDTHHMMSSZ` in UTC.
+/// `YYYYMMDDTHHMMSSZ` in UTC: humantime's RFC 3339 form
+/// (`2026-11-21T08:26:30Z`) without its separators.
 fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    use std::time::{Duration, UNIX_EPOCH};
+    // humantime formats 1970 to 9999 and panics outside: a clock before
+    // 1970 names the directory by the epoch, as it always has.
+    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    let t = t.clamp(UNIX_EPOCH, UNIX_EPOCH + LAST);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace(['-', ':'], "")
 }
 
 #[cfg(test)]

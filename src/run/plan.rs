@@ -1,15 +1,15 @@
 //! From a scenario to what runs: the system's configuration, the load
-//! generator's configuration, and the fault timeline's steps.
+//! generator's configuration, and what the file checks cannot see. The
+//! fault timeline takes the scenario's `[[faults]]` as they are.
 
 use std::time::Duration;
 
 use gauntlet_loadgen as loadgen;
-use gauntlet_reports::scenario::{External, FaultAction, LinkOverride, LoadModel, Scenario};
-use gauntlet_reports::topology::Service;
+use gauntlet_reports::scenario::{
+    External, FaultAction, FaultStep, LinkOverride, LoadModel, Scenario, Service,
+};
 use gauntlet_system::config::{default_resilience, AuthConfig, LimitsConfig, DEFAULT_LEEWAY};
-use gauntlet_system::{ProviderFaults, SystemConfig};
-
-use crate::timeline::FaultStep;
+use gauntlet_system::SystemConfig;
 
 /// The latency the open model sizes its pool of users for: a sync order
 /// takes tens of milliseconds healthy and seconds under faults; journeys
@@ -29,15 +29,8 @@ pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
             .links
             .insert(link.clone(), apply_override(default_resilience(link), o));
     }
-    let p = &scenario.system.provider;
-    config.provider = ProviderFaults {
-        failure_rate: p.failure_rate,
-        decline_rate: p.decline_rate,
-        latency_ms: p.latency_ms,
-        jitter_ms: p.jitter_ms,
-        lost_reply_rate: p.lost_reply_rate,
-    };
-    config.provider.validate()?;
+    config.provider = scenario.system.provider.clone();
+    config.provider.validate().map_err(|e| e.to_string())?;
     let gateway = &scenario.system.gateway;
     if let Some(a) = &gateway.auth {
         config.gateway.auth = Some(AuthConfig {
@@ -141,12 +134,7 @@ pub fn load_config(
     };
     let mut config = loadgen::LoadConfig::new(base_url, model);
     config.seed = scenario.seed;
-    config.mix = loadgen::Mix {
-        create_user: load.mix.create_user,
-        browse: load.mix.browse,
-        place_order: load.mix.place_order,
-        poll_order: load.mix.poll_order,
-    };
+    config.mix = load.mix;
     config.warmup = load.warmup;
     config.flow = flow;
     config.token = scenario
@@ -160,13 +148,6 @@ pub fn load_config(
             audience: a.audience.clone(),
         });
     config
-}
-
-/// The fault timeline's steps: the scenario's faults have the timeline's
-/// JSON shape (the reports crate pins it), so they are handed over as JSON.
-pub fn fault_steps(scenario: &Scenario) -> Result<Vec<FaultStep>, String> {
-    let json = serde_json::to_value(&scenario.faults).map_err(|e| e.to_string())?;
-    serde_json::from_value(json).map_err(|e| format!("the fault timeline cannot read a step: {e}"))
 }
 
 /// What the file-level checks cannot see: limits of the load generator and
@@ -262,7 +243,7 @@ fn external_problems(scenario: &Scenario, external: &External) -> Vec<String> {
 pub fn active_at(steps: &[FaultStep], t: Duration, load: Duration) -> Vec<String> {
     steps
         .iter()
-        .filter(|s| !matches!(s.action, crate::timeline::FaultAction::Poison { .. }))
+        .filter(|s| !matches!(s.action, FaultAction::Poison { .. }))
         .filter(|s| {
             let end = s.duration.map_or(load, |d| s.at + d);
             s.at <= t && t < end
@@ -341,18 +322,18 @@ action = { type = "poison", topic = "orders", count = 2 }
             m => panic!("{m:?}"),
         }
 
-        let steps = fault_steps(&s).unwrap();
+        let steps = &s.faults;
         assert_eq!(steps.len(), 3);
         let load_len = Duration::from_secs(15);
         assert_eq!(
-            active_at(&steps, Duration::from_secs(4), load_len),
+            active_at(steps, Duration::from_secs(4), load_len),
             ["orders->payments down"]
         );
         assert_eq!(
-            active_at(&steps, Duration::from_secs(8), load_len),
+            active_at(steps, Duration::from_secs(8), load_len),
             ["consumer group payments paused"]
         );
-        assert!(active_at(&steps, Duration::from_secs(1), load_len).is_empty());
+        assert!(active_at(steps, Duration::from_secs(1), load_len).is_empty());
     }
 
     #[test]

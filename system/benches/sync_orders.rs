@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use gauntlet_system::{ServiceName, System, SystemOptions};
+use gauntlet_system::{Service, System, SystemOptions};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -56,7 +56,7 @@ async fn run(clients: usize, seconds: u64, provider_latency_ms: u64) -> Outcome 
         .await
         .expect("system starts");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let g = system.url(ServiceName::Gateway);
+    let g = system.url(Service::Gateway);
     let user: Value = http
         .post(format!("{g}/api/users"))
         .json(&json!({"name": "Load", "email": "load@example.com"}))
@@ -75,14 +75,11 @@ async fn run(clients: usize, seconds: u64, provider_latency_ms: u64) -> Outcome 
         .json()
         .await
         .unwrap();
-    http.put(format!(
-        "{}/admin/faults",
-        system.url(ServiceName::Provider)
-    ))
-    .json(&json!({"latency_ms": provider_latency_ms}))
-    .send()
-    .await
-    .unwrap();
+    http.put(format!("{}/admin/faults", system.url(Service::Provider)))
+        .json(&json!({"latency_ms": provider_latency_ms}))
+        .send()
+        .await
+        .unwrap();
     let body =
         json!({"user_id": user["id"], "product_id": product["id"], "quantity": 1, "flow": "sync"});
 

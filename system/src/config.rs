@@ -2,89 +2,30 @@
 //! and the settings of each. Defaults are documented `const`s.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use gauntlet_resilience::{BreakerConfig, ResilienceConfig, RetryConfig};
 use serde::{Deserialize, Serialize};
 
-/// The services of the reference system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceName {
-    Gateway,
-    Users,
-    Catalog,
-    Orders,
-    Payments,
-    Provider,
-    Notifications,
-    Analytics,
-}
-
-impl ServiceName {
-    /// Every service, in start-up order (callees before callers).
-    pub const ALL: [ServiceName; 8] = [
-        ServiceName::Provider,
-        ServiceName::Users,
-        ServiceName::Catalog,
-        ServiceName::Payments,
-        ServiceName::Notifications,
-        ServiceName::Analytics,
-        ServiceName::Orders,
-        ServiceName::Gateway,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Gateway => "gateway",
-            Self::Users => "users",
-            Self::Catalog => "catalog",
-            Self::Orders => "orders",
-            Self::Payments => "payments",
-            Self::Provider => "provider",
-            Self::Notifications => "notifications",
-            Self::Analytics => "analytics",
-        }
-    }
-}
-
-impl fmt::Display for ServiceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown service '{0}' (expected one of: gateway, users, catalog, orders, payments, provider, notifications, analytics)")]
-pub struct UnknownService(pub String);
-
-impl FromStr for ServiceName {
-    type Err = UnknownService;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|n| n.as_str() == s)
-            .ok_or_else(|| UnknownService(s.to_string()))
-    }
-}
+/// The services of the reference system: the one type every crate names
+/// them by.
+pub use gauntlet_model::{Service, UnknownService};
 
 /// Every caller → callee link, each named `caller->callee`. The chaos layer
 /// puts a fault proxy on each of them.
-pub const LINKS: [(ServiceName, ServiceName); 9] = [
-    (ServiceName::Gateway, ServiceName::Users),
-    (ServiceName::Gateway, ServiceName::Catalog),
-    (ServiceName::Gateway, ServiceName::Orders),
-    (ServiceName::Orders, ServiceName::Users),
-    (ServiceName::Orders, ServiceName::Catalog),
-    (ServiceName::Orders, ServiceName::Payments),
-    (ServiceName::Orders, ServiceName::Notifications),
-    (ServiceName::Orders, ServiceName::Analytics),
-    (ServiceName::Payments, ServiceName::Provider),
+pub const LINKS: [(Service, Service); 9] = [
+    (Service::Gateway, Service::Users),
+    (Service::Gateway, Service::Catalog),
+    (Service::Gateway, Service::Orders),
+    (Service::Orders, Service::Users),
+    (Service::Orders, Service::Catalog),
+    (Service::Orders, Service::Payments),
+    (Service::Orders, Service::Notifications),
+    (Service::Orders, Service::Analytics),
+    (Service::Payments, Service::Provider),
 ];
 
-pub fn link_name(from: ServiceName, to: ServiceName) -> String {
+pub fn link_name(from: Service, to: Service) -> String {
     format!("{from}->{to}")
 }
 
@@ -94,7 +35,7 @@ pub fn link_name(from: ServiceName, to: ServiceName) -> String {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Endpoints {
     /// The service's own listening URL, e.g. `http://127.0.0.1:40123`.
-    pub services: BTreeMap<ServiceName, String>,
+    pub services: BTreeMap<Service, String>,
     /// Overrides per link name (`orders->payments`).
     pub links: BTreeMap<String, String>,
     /// Kafka bootstrap servers as clients must use them (the `kafka`
@@ -106,7 +47,7 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// The URL `from` uses to call `to`.
-    pub fn url(&self, from: ServiceName, to: ServiceName) -> Option<String> {
+    pub fn url(&self, from: Service, to: Service) -> Option<String> {
         self.links
             .get(&link_name(from, to))
             .or_else(|| self.services.get(&to))
@@ -148,38 +89,8 @@ pub fn default_resilience(link: &str) -> ResilienceConfig {
     }
 }
 
-/// The provider's injected behaviour. All rates are probabilities in [0, 1].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProviderFaults {
-    /// Requests answered `503 provider unavailable` without charging.
-    pub failure_rate: f64,
-    /// Charges declined (`402`): a business failure, not an outage.
-    pub decline_rate: f64,
-    /// Fixed delay before answering, in milliseconds.
-    pub latency_ms: u64,
-    /// Uniform jitter added to the delay, ± this many milliseconds.
-    pub jitter_ms: u64,
-    /// Charges carried out whose reply is then lost: the connection is
-    /// dropped without an answer. Applies when a charge is first made, never
-    /// to a replay of an idempotency key already charged.
-    pub lost_reply_rate: f64,
-}
-
-impl ProviderFaults {
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("failure_rate", self.failure_rate),
-            ("decline_rate", self.decline_rate),
-            ("lost_reply_rate", self.lost_reply_rate),
-        ] {
-            if !(0.0..=1.0).contains(&v) || v.is_nan() {
-                return Err(format!("{name} must be between 0 and 1, got {v}"));
-            }
-        }
-        Ok(())
-    }
-}
+/// The provider's injected behaviour (its `PUT /admin/faults` body).
+pub use gauntlet_model::ProviderFaults;
 
 /// The gateway's edge policies: who may call `/api/*`, and how often.
 /// All off by default: a zero configuration is an open gateway.

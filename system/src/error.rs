@@ -141,3 +141,12 @@ pub async fn no_route(uri: axum::http::Uri) -> ApiError {
         format!("no route for {}", uri.path()),
     )
 }
+
+/// The fallback for a known path asked with a method it does not take: a
+/// JSON 405 rather than an empty body (axum still adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}", uri.path()),
+    )
+}

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use gauntlet_events::outbox::RelayStats;
 use gauntlet_events::{
-    Consumer, ConsumerConfig, ConsumerHandle, ConsumerStats, EventProducer, Handler, OutboxRelay,
-    RelaySettings, RetrySettings, Share, TopicSpec,
+    Consumer, ConsumerConfig, ConsumerHandle, ConsumerStats, EventProducer, EventsError, Handler,
+    OutboxRelay, RelaySettings, RetrySettings, Share, TopicSpec,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -37,17 +37,17 @@ pub const TOPICS: [&str; 3] = [ORDERS, INVENTORY, PAYMENTS];
 /// Which topics each consumer group reads; a group is named after its
 /// service. Each service subscribes from here, and the harness reads it to
 /// account for every event.
-pub const SUBSCRIPTIONS: [(crate::ServiceName, &[&str]); 5] = [
-    (crate::ServiceName::Catalog, &[ORDERS]),
-    (crate::ServiceName::Payments, &[INVENTORY]),
-    (crate::ServiceName::Orders, &[INVENTORY, PAYMENTS]),
-    (crate::ServiceName::Notifications, &[ORDERS]),
-    (crate::ServiceName::Analytics, &[ORDERS]),
+pub const SUBSCRIPTIONS: [(crate::Service, &[&str]); 5] = [
+    (crate::Service::Catalog, &[ORDERS]),
+    (crate::Service::Payments, &[INVENTORY]),
+    (crate::Service::Orders, &[INVENTORY, PAYMENTS]),
+    (crate::Service::Notifications, &[ORDERS]),
+    (crate::Service::Analytics, &[ORDERS]),
 ];
 
 /// The topics `service`'s consumer group reads (none for a service that
 /// consumes nothing).
-pub fn subscriptions(service: crate::ServiceName) -> &'static [&'static str] {
+pub fn subscriptions(service: crate::Service) -> &'static [&'static str] {
     SUBSCRIPTIONS
         .iter()
         .find(|(s, _)| *s == service)
@@ -194,6 +194,9 @@ impl Bus {
 
     /// Starts a consumer of this service's group (`c` names the brokers,
     /// the group and its topics), set up as this system's consumers are.
+    // The events crate's one error, returned once per consumer started or
+    // paused: its size costs nothing here.
+    #[allow(clippy::result_large_err)]
     pub fn consume(
         &self,
         mut c: ConsumerConfig,
@@ -201,7 +204,7 @@ impl Bus {
         instance: Instance,
         seed: u64,
         handler: Arc<dyn Handler>,
-    ) -> Result<(), String> {
+    ) -> Result<(), EventsError> {
         match instance.membership {
             Membership::Static => {
                 c.static_partitions = Some(config.partitions);
@@ -235,7 +238,7 @@ impl Bus {
             max_delay: config.max_delay,
             seed,
         };
-        let handle = Consumer::start(c, handler).map_err(|e| e.to_string())?;
+        let handle = Consumer::start(c, handler)?;
         self.consumers.lock().push(handle);
         Ok(())
     }
@@ -293,10 +296,14 @@ impl Bus {
     }
 
     /// Pauses (or resumes) every consumer of this service.
-    pub fn set_paused(&self, paused: bool) -> Result<(), String> {
+    #[allow(clippy::result_large_err)]
+    pub fn set_paused(&self, paused: bool) -> Result<(), EventsError> {
         for c in self.consumers.lock().iter() {
-            let r = if paused { c.pause() } else { c.resume() };
-            r.map_err(|e| e.to_string())?;
+            if paused {
+                c.pause()?;
+            } else {
+                c.resume()?;
+            }
         }
         Ok(())
     }

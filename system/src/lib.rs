@@ -34,9 +34,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use gauntlet_system::{ServiceName, System, SystemOptions};
+//! use gauntlet_system::{Service, System, SystemOptions};
 //! let mut system = System::start(SystemOptions::default()).await?;
-//! println!("gateway at {}", system.url(ServiceName::Gateway));
+//! println!("gateway at {}", system.url(Service::Gateway));
 //! system.stop().await;
 //! # Ok(()) }
 //! ```
@@ -55,6 +55,6 @@ pub mod services;
 pub mod telemetry;
 pub mod topology;
 
-pub use config::{Endpoints, ProviderFaults, ServiceName, SystemConfig, LINKS};
+pub use config::{Endpoints, ProviderFaults, Service, SystemConfig, LINKS};
 pub use service::StartError;
-pub use topology::{Bound, System, SystemOptions};
+pub use topology::{Bound, PauseError, System, SystemOptions};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::config::ServiceName;
+use crate::config::Service;
 use crate::db::now_ms;
 
 /// How long one health probe may take before it counts as a failure.
@@ -31,7 +31,7 @@ pub enum InstanceHealth {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Instance {
-    pub service: ServiceName,
+    pub service: Service,
     pub url: String,
     pub health: InstanceHealth,
     pub routable: bool,
@@ -44,7 +44,7 @@ pub struct Instance {
 
 #[derive(Debug, Default)]
 pub struct Registry {
-    instances: RwLock<BTreeMap<ServiceName, Vec<Instance>>>,
+    instances: RwLock<BTreeMap<Service, Vec<Instance>>>,
 }
 
 impl Registry {
@@ -52,7 +52,7 @@ impl Registry {
         Arc::new(Self::default())
     }
 
-    pub fn register(&self, service: ServiceName, url: impl Into<String>) {
+    pub fn register(&self, service: Service, url: impl Into<String>) {
         self.instances
             .write()
             .entry(service)
@@ -74,7 +74,7 @@ impl Registry {
     }
 
     /// A routable instance's URL, if the service has one.
-    pub fn pick(&self, service: ServiceName) -> Option<String> {
+    pub fn pick(&self, service: Service) -> Option<String> {
         self.instances
             .read()
             .get(&service)?
@@ -85,7 +85,7 @@ impl Registry {
 
     /// Probes every instance once, concurrently.
     pub async fn check_all(&self, http: &reqwest::Client) {
-        let targets: Vec<(ServiceName, String)> = self
+        let targets: Vec<(Service, String)> = self
             .instances()
             .into_iter()
             .map(|i| (i.service, i.url))
@@ -121,7 +121,7 @@ impl Registry {
                 Err(detail) => {
                     inst.health = InstanceHealth::Unreachable;
                     inst.consecutive_failures += 1;
-                    inst.detail = Some(detail);
+                    inst.detail = Some(detail.to_string());
                 }
             }
             let routable = inst.consecutive_failures < FAILURE_THRESHOLD;
@@ -143,15 +143,32 @@ impl Registry {
     }
 }
 
-async fn probe(http: &reqwest::Client, url: &str) -> Result<InstanceHealth, String> {
+/// Why a probe got no health from an instance: it counts as unreachable,
+/// and the text is the instance's `detail` on `/services/status`.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    /// No response headers within the probe timeout.
+    #[error("no answer within {within:?}")]
+    NoAnswer { within: Duration },
+    /// The request failed (refused, reset, not HTTP).
+    #[error(transparent)]
+    Request(reqwest::Error),
+    /// The headers came, the body did not, within the probe timeout.
+    #[error("health body timed out")]
+    BodyTimedOut,
+}
+
+async fn probe(http: &reqwest::Client, url: &str) -> Result<InstanceHealth, ProbeError> {
     let resp = tokio::time::timeout(PROBE_TIMEOUT, http.get(format!("{url}/health")).send())
         .await
-        .map_err(|_| format!("no answer within {PROBE_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| ProbeError::NoAnswer {
+            within: PROBE_TIMEOUT,
+        })?
+        .map_err(ProbeError::Request)?;
     let status = resp.status();
     let body: serde_json::Value = tokio::time::timeout(PROBE_TIMEOUT, resp.json())
         .await
-        .map_err(|_| "health body timed out".to_string())?
+        .map_err(|_| ProbeError::BodyTimedOut)?
         .unwrap_or_default();
     Ok(match body.get("status").and_then(|s| s.as_str()) {
         Some("healthy") => InstanceHealth::Healthy,

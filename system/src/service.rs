@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ServiceClient;
-use crate::config::{link_name, Endpoints, ServiceName, SystemConfig};
+use crate::config::{link_name, Endpoints, Service, SystemConfig};
 use crate::db::{Db, DbError};
 use crate::events::{Bus, Instance};
 use crate::telemetry::{self, Telemetry};
@@ -27,13 +27,10 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("{service} needs the address of {target}, and none was configured")]
-    MissingEndpoint {
-        service: ServiceName,
-        target: ServiceName,
-    },
+    MissingEndpoint { service: Service, target: Service },
     #[error("cannot bind {service} to {addr}: {source}")]
     Bind {
-        service: ServiceName,
+        service: Service,
         addr: String,
         source: std::io::Error,
     },
@@ -47,7 +44,7 @@ pub enum StartError {
 /// to reach the others.
 #[derive(Clone, Debug)]
 pub struct ServiceContext {
-    pub name: ServiceName,
+    pub name: Service,
     pub data_dir: PathBuf,
     pub config: Arc<SystemConfig>,
     pub endpoints: Arc<Endpoints>,
@@ -62,7 +59,7 @@ pub struct ServiceContext {
 
 impl ServiceContext {
     pub fn new(
-        name: ServiceName,
+        name: Service,
         data_dir: PathBuf,
         config: Arc<SystemConfig>,
         endpoints: Arc<Endpoints>,
@@ -103,7 +100,7 @@ impl ServiceContext {
     }
 
     /// The client for this service's link to `to`, watched by telemetry.
-    pub fn client(&self, to: ServiceName) -> Result<ServiceClient, StartError> {
+    pub fn client(&self, to: Service) -> Result<ServiceClient, StartError> {
         let base = self
             .endpoints
             .url(self.name, to)
@@ -162,7 +159,7 @@ impl ServiceContext {
                 seed,
                 handler,
             )
-            .map_err(StartError::Events)
+            .map_err(|e| StartError::Events(e.to_string()))
     }
 
     /// Opens this service's database with its migrations.
@@ -195,7 +192,7 @@ impl Built {
 /// A service serving on a loopback port.
 #[derive(Debug)]
 pub struct RunningService {
-    pub name: ServiceName,
+    pub name: Service,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     stop: CancellationToken,
@@ -231,19 +228,30 @@ impl RunningService {
     }
 }
 
+/// A service's router as it is served: its own routes, the telemetry
+/// routes (`/health`, `/info`, `/metrics`, ...), JSON errors for an unknown
+/// path (the gateway keeps its own, which names the API) or a method a path
+/// does not take, and the request metrics and spans around all of it.
+pub fn served(ctx: &ServiceContext, router: Router) -> Router {
+    let app = router.merge(telemetry::routes(ctx.telemetry.clone()));
+    let app = if ctx.name == Service::Gateway {
+        app
+    } else {
+        app.fallback(crate::error::no_route)
+    };
+    app.method_not_allowed_fallback(crate::error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.telemetry.clone(),
+            telemetry::track,
+        ))
+}
+
 /// Serves a built service on `listener`, with the common routes and metrics.
 pub fn spawn(ctx: &ServiceContext, listener: TcpListener, built: Built) -> RunningService {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let app = built
-        .router
-        .merge(telemetry::routes(ctx.telemetry.clone()))
-        .fallback(crate::error::no_route)
-        .layer(axum::middleware::from_fn_with_state(
-            ctx.telemetry.clone(),
-            telemetry::track,
-        ));
+    let app = served(ctx, built.router);
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     let name = ctx.name;
@@ -274,7 +282,7 @@ pub fn spawn(ctx: &ServiceContext, listener: TcpListener, built: Built) -> Runni
 }
 
 /// Binds `addr` (port 0 for any free port) on loopback or as given.
-pub async fn bind(service: ServiceName, addr: &str) -> Result<TcpListener, StartError> {
+pub async fn bind(service: Service, addr: &str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::client::ServiceClient;
-use crate::config::ServiceName;
+use crate::config::Service;
 use crate::db::Db;
 use gauntlet_resilience::BreakerState;
 
@@ -68,7 +68,7 @@ pub fn inc(family: &KindCounter, kind: &str) {
 /// A service's telemetry: identity, uptime, metrics registry, watched clients.
 #[derive(Debug)]
 pub struct Telemetry {
-    pub service: ServiceName,
+    pub service: Service,
     started: Instant,
     started_unix_ms: i64,
     registry: Mutex<Registry>,
@@ -81,7 +81,7 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(service: ServiceName, bus: Arc<crate::events::Bus>) -> Arc<Self> {
+    pub fn new(service: Service, bus: Arc<crate::events::Bus>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("gauntlet");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: LatencyFamily = Family::new_with_constructor(latency_histogram);
@@ -233,7 +233,7 @@ pub enum HealthStatus {
 
 #[derive(Debug, Serialize)]
 pub struct Health {
-    pub service: ServiceName,
+    pub service: Service,
     pub status: HealthStatus,
     pub uptime_s: f64,
     pub memory_bytes: u64,
@@ -534,13 +534,20 @@ impl Collector for BusCollector {
     }
 }
 
-/// Resident memory of this process, from /proc (0 where there is none).
+/// Resident memory of this process: /proc/self/statm's resident pages in
+/// the kernel's page size (0 where /proc cannot be read).
+#[cfg(target_os = "linux")]
 fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
+    procfs::process::Process::myself()
+        .and_then(|me| me.statm())
+        .map(|m| m.resident.saturating_mul(procfs::page_size()))
         .unwrap_or(0)
+}
+
+/// Resident memory of this process: unknown (0) without /proc.
+#[cfg(not(target_os = "linux"))]
+fn resident_bytes() -> u64 {
+    0
 }
 
 /// CPU time of this process, to report a percentage between two health checks.
@@ -561,8 +568,7 @@ impl CpuSample {
     fn percent_since(&mut self) -> f64 {
         let next = Self::now();
         let wall = next.at.duration_since(self.at).as_secs_f64();
-        // Linux reports CPU time in clock ticks of 1/100 s.
-        let cpu = next.ticks.saturating_sub(self.ticks) as f64 / 100.0;
+        let cpu = next.ticks.saturating_sub(self.ticks) as f64 / ticks_per_second() as f64;
         *self = next;
         if wall > 0.0 {
             cpu / wall * 100.0
@@ -572,15 +578,55 @@ impl CpuSample {
     }
 }
 
+/// CPU time of this process in clock ticks, user and system (utime and
+/// stime of /proc/self/stat, one read); 0 where /proc cannot be read.
+#[cfg(target_os = "linux")]
 fn cpu_ticks() -> u64 {
-    // Fields 14 and 15 of /proc/self/stat (utime, stime), counted after the
-    // command name, which is in parentheses and may contain spaces.
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
+    procfs::process::Process::myself()
+        .and_then(|me| me.stat())
+        .map(|s| s.utime.saturating_add(s.stime))
         .unwrap_or(0)
+}
+
+/// The kernel's clock ticks per second (`USER_HZ`), never 0.
+#[cfg(target_os = "linux")]
+fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second().max(1)
+}
+
+/// CPU time of this process: unknown (0) without /proc.
+#[cfg(not(target_os = "linux"))]
+fn cpu_ticks() -> u64 {
+    0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ticks_per_second() -> u64 {
+    100
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_whole_pages_and_more_than_nothing() {
+        let bytes = resident_bytes();
+        // A test binary with its runtime mapped is well over a megabyte.
+        assert!(bytes > 1 << 20, "resident {bytes} bytes");
+        assert_eq!(bytes % procfs::page_size(), 0);
+    }
+
+    #[test]
+    fn cpu_time_advances_while_the_process_works() {
+        let mut sample = CpuSample::now();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Reading /proc is itself work: spin until a tick is counted.
+        while cpu_ticks() <= sample.ticks {
+            assert!(Instant::now() < deadline, "no CPU time counted in 10 s");
+        }
+        let percent = sample.percent_since();
+        // Other tests share the process, so no upper bound but a finite one.
+        assert!(percent > 0.0 && percent.is_finite(), "{percent}%");
+    }
 }

@@ -13,9 +13,26 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::client::http_client;
-use crate::config::{Endpoints, ServiceName, SystemConfig};
+use crate::config::{Endpoints, Service, SystemConfig};
 use crate::service::{self, RunningService, ServiceContext, StartError};
 use crate::services;
+
+/// Why a service's consumers could not be paused or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum PauseError {
+    /// The service is crashed or stopped: restart it first.
+    #[error("{service} is not running")]
+    NotRunning { service: Service },
+    /// A consumer of the service refused.
+    #[error(transparent)]
+    Consumer(Box<gauntlet_events::EventsError>),
+}
+
+impl From<gauntlet_events::EventsError> for PauseError {
+    fn from(e: gauntlet_events::EventsError) -> Self {
+        Self::Consumer(Box::new(e))
+    }
+}
 
 /// Where and how to run the system.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +42,7 @@ pub struct SystemOptions {
     pub config: SystemConfig,
     /// Fixed listen addresses per service (`127.0.0.1:8080`); others get
     /// an ephemeral loopback port.
-    pub addrs: BTreeMap<ServiceName, String>,
+    pub addrs: BTreeMap<Service, String>,
     /// Kafka bootstrap servers, as clients must use them; without them the
     /// async flow answers 503.
     pub kafka: Option<String>,
@@ -33,7 +50,7 @@ pub struct SystemOptions {
 
 /// Every service's port reserved, nothing started yet.
 pub struct Bound {
-    listeners: BTreeMap<ServiceName, TcpListener>,
+    listeners: BTreeMap<Service, TcpListener>,
     endpoints: Endpoints,
     data_dir: PathBuf,
     tempdir: Option<tempfile::TempDir>,
@@ -59,7 +76,7 @@ pub async fn bind(opts: SystemOptions) -> Result<Bound, StartError> {
     };
     let mut listeners = BTreeMap::new();
     let mut endpoints = Endpoints::default();
-    for name in ServiceName::ALL {
+    for name in Service::ALL {
         let addr = opts
             .addrs
             .get(&name)
@@ -109,7 +126,7 @@ impl Bound {
             http,
             services: BTreeMap::new(),
         };
-        for name in ServiceName::ALL {
+        for name in Service::ALL {
             let Some(listener) = self.listeners.remove(&name) else {
                 continue;
             };
@@ -135,7 +152,7 @@ pub struct System {
     data_dir: PathBuf,
     _tempdir: Option<tempfile::TempDir>,
     http: reqwest::Client,
-    services: BTreeMap<ServiceName, RunningService>,
+    services: BTreeMap<Service, RunningService>,
 }
 
 impl System {
@@ -144,7 +161,7 @@ impl System {
         bind(opts).await?.start(BTreeMap::new()).await
     }
 
-    fn context(&self, name: ServiceName) -> ServiceContext {
+    fn context(&self, name: Service) -> ServiceContext {
         ServiceContext::new(
             name,
             self.data_dir.clone(),
@@ -155,7 +172,7 @@ impl System {
     }
 
     /// A service's own URL (not through any proxy).
-    pub fn url(&self, name: ServiceName) -> String {
+    pub fn url(&self, name: Service) -> String {
         self.endpoints
             .services
             .get(&name)
@@ -175,13 +192,13 @@ impl System {
         &self.data_dir
     }
 
-    pub fn is_running(&self, name: ServiceName) -> bool {
+    pub fn is_running(&self, name: Service) -> bool {
         self.services.contains_key(&name)
     }
 
     /// Kills a service where it stands: connections, requests and loops.
     /// Its database file stays for [`System::restart`].
-    pub async fn crash(&mut self, name: ServiceName) -> bool {
+    pub async fn crash(&mut self, name: Service) -> bool {
         match self.services.remove(&name) {
             Some(s) => {
                 tracing::info!(service = %name, "crashing");
@@ -194,7 +211,7 @@ impl System {
 
     /// Starts a crashed or stopped service again, on the same port and the
     /// same database.
-    pub async fn restart(&mut self, name: ServiceName) -> Result<(), StartError> {
+    pub async fn restart(&mut self, name: Service) -> Result<(), StartError> {
         if let Some(s) = self.services.remove(&name) {
             s.stop().await;
         }
@@ -208,17 +225,17 @@ impl System {
     }
 
     /// Pauses (or resumes) every consumer group of a service, as a fault.
-    pub fn set_consumers_paused(&self, name: ServiceName, paused: bool) -> Result<(), String> {
+    pub fn set_consumers_paused(&self, name: Service, paused: bool) -> Result<(), PauseError> {
         let s = self
             .services
             .get(&name)
-            .ok_or_else(|| format!("{name} is not running"))?;
-        s.bus.set_paused(paused).map_err(|e| e.to_string())
+            .ok_or(PauseError::NotRunning { service: name })?;
+        s.bus.set_paused(paused).map_err(PauseError::from)
     }
 
     /// Stops every service gracefully, callers first.
     pub async fn stop(&mut self) {
-        for name in ServiceName::ALL.into_iter().rev() {
+        for name in Service::ALL.into_iter().rev() {
             if let Some(s) = self.services.remove(&name) {
                 s.stop().await;
             }

@@ -8,7 +8,7 @@ use gauntlet::stack::{Kafka, StackOptions};
 use gauntlet::timeline::{FaultAction, FaultStep, Network, Timeline};
 use gauntlet_events::inspect::read_topic;
 use gauntlet_events::{DeadLetter, EventProducer};
-use gauntlet_system::{ServiceName, SystemConfig, SystemOptions};
+use gauntlet_system::{Service, SystemConfig, SystemOptions};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +74,7 @@ impl T {
                 return o;
             }
             if tokio::time::Instant::now() >= deadline {
-                for s in [ServiceName::Payments, ServiceName::Orders] {
+                for s in [Service::Payments, Service::Orders] {
                     let text = self
                         .http
                         .get(self.url(s, "/metrics").await)
@@ -109,13 +109,13 @@ impl T {
 
     async fn charges(&self, order: i64) -> Vec<Value> {
         let url = self
-            .url(ServiceName::Provider, &format!("/charges?order_id={order}"))
+            .url(Service::Provider, &format!("/charges?order_id={order}"))
             .await;
         self.get(url).await.as_array().cloned().unwrap_or_default()
     }
 
     /// A counter from a service's `/metrics`, summed over matching lines.
-    async fn metric(&self, s: ServiceName, prefix: &str) -> f64 {
+    async fn metric(&self, s: Service, prefix: &str) -> f64 {
         let text = self
             .http
             .get(self.url(s, "/metrics").await)
@@ -176,14 +176,14 @@ async fn an_async_order_is_confirmed_by_events() {
     assert_eq!(t.stock(product).await, 7);
     assert_eq!(t.charges(id).await.len(), 1);
     // Catalog commits the reservation; notifications and analytics take note.
-    let res_url = t.url(ServiceName::Catalog, "/reservations").await;
+    let res_url = t.url(Service::Catalog, "/reservations").await;
     let notes_url = t
         .url(
-            ServiceName::Notifications,
+            Service::Notifications,
             &format!("/notifications?order_id={id}"),
         )
         .await;
-    let stats_url = t.url(ServiceName::Analytics, "/stats").await;
+    let stats_url = t.url(Service::Analytics, "/stats").await;
     t.eventually(
         Duration::from_secs(20),
         "the order's side effects",
@@ -204,7 +204,7 @@ async fn an_async_order_is_confirmed_by_events() {
 async fn a_failing_provider_cancels_the_order_and_releases_its_stock() {
     let mut t = T::start().await;
     let (user, product) = t.seed(10).await;
-    let faults = t.url(ServiceName::Provider, "/admin/faults").await;
+    let faults = t.url(Service::Provider, "/admin/faults").await;
     t.http
         .put(faults)
         .json(&json!({"failure_rate": 1.0}))
@@ -295,9 +295,9 @@ async fn a_duplicated_event_is_applied_once() {
     // redelivery would: same event ids, same payloads.
     let producer = EventProducer::new(&t.kafka, "duplicator").unwrap();
     let before = t
-        .metric(ServiceName::Payments, "gauntlet_consumer_processed_total")
+        .metric(Service::Payments, "gauntlet_consumer_processed_total")
         .await
-        + t.metric(ServiceName::Catalog, "gauntlet_consumer_processed_total")
+        + t.metric(Service::Catalog, "gauntlet_consumer_processed_total")
             .await;
     for topic in ["inventory", "orders"] {
         let all = read_topic(&t.kafka, topic, Duration::from_secs(2))
@@ -318,9 +318,9 @@ async fn a_duplicated_event_is_applied_once() {
         "both duplicates to be consumed",
         || async {
             let now = t
-                .metric(ServiceName::Payments, "gauntlet_consumer_processed_total")
+                .metric(Service::Payments, "gauntlet_consumer_processed_total")
                 .await
-                + t.metric(ServiceName::Catalog, "gauntlet_consumer_processed_total")
+                + t.metric(Service::Catalog, "gauntlet_consumer_processed_total")
                     .await;
             now >= before + 2.0
         },
@@ -328,9 +328,7 @@ async fn a_duplicated_event_is_applied_once() {
     .await;
     assert_eq!(t.charges(id).await.len(), 1, "charged once");
     assert_eq!(t.stock(product).await, 8, "reserved once");
-    let res = t
-        .get(t.url(ServiceName::Catalog, "/reservations").await)
-        .await;
+    let res = t.get(t.url(Service::Catalog, "/reservations").await).await;
     assert_eq!(res.as_array().map(Vec::len), Some(1), "{res}");
     t.stack.stop().await;
 }
@@ -344,12 +342,7 @@ async fn a_consumer_restarted_mid_stream_resumes_with_nothing_lost_or_doubled() 
         ids.push(t.order(user, product, 1).await);
     }
     // Crash payments while the stream is in flight, restart it a moment later.
-    t.stack
-        .system
-        .lock()
-        .await
-        .crash(ServiceName::Payments)
-        .await;
+    t.stack.system.lock().await.crash(Service::Payments).await;
     for _ in 0..10 {
         ids.push(t.order(user, product, 1).await);
     }
@@ -358,7 +351,7 @@ async fn a_consumer_restarted_mid_stream_resumes_with_nothing_lost_or_doubled() 
         .system
         .lock()
         .await
-        .restart(ServiceName::Payments)
+        .restart(Service::Payments)
         .await
         .unwrap();
     for id in &ids {
@@ -366,7 +359,7 @@ async fn a_consumer_restarted_mid_stream_resumes_with_nothing_lost_or_doubled() 
         assert_eq!(o["status"], "CONFIRMED", "{o}");
         assert_eq!(t.charges(*id).await.len(), 1, "order {id}");
     }
-    let ledger = t.get(t.url(ServiceName::Provider, "/ledger").await).await;
+    let ledger = t.get(t.url(Service::Provider, "/ledger").await).await;
     assert_eq!(ledger["net_cents"], 250 * ids.len() as i64, "{ledger}");
     assert_eq!(ledger["orders_charged_twice"], json!([]));
     t.eventually(Duration::from_secs(20), "stock to settle", || async {
@@ -414,7 +407,7 @@ async fn the_timeline_pauses_a_consumer_group_and_poisons_a_topic() {
             at: Duration::ZERO,
             duration: None,
             action: FaultAction::PauseConsumer {
-                group: ServiceName::Payments,
+                group: Service::Payments,
             },
         },
         FaultStep {

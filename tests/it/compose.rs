@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use gauntlet::run::{self, RunOptions};
 use gauntlet_events::EmbeddedBroker;
 use gauntlet_reports::parse_scenario;
-use gauntlet_system::{ServiceName, LINKS};
+use gauntlet_system::{Service, LINKS};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -297,16 +297,16 @@ async fn the_compose_topology_as_processes_passes_compose_smoke() {
         .expect("topics, as kafka-init creates them");
 
     // The services, callees first, as compose's depends_on orders them.
-    let order: [(&str, ServiceName, Option<&str>); 9] = [
-        ("users", ServiceName::Users, None),
-        ("catalog", ServiceName::Catalog, None),
-        ("provider", ServiceName::Provider, None),
-        ("notifications", ServiceName::Notifications, None),
-        ("analytics", ServiceName::Analytics, None),
-        ("payments", ServiceName::Payments, Some("0/2")),
-        ("payments-2", ServiceName::Payments, Some("1/2")),
-        ("orders", ServiceName::Orders, None),
-        ("gateway", ServiceName::Gateway, None),
+    let order: [(&str, Service, Option<&str>); 9] = [
+        ("users", Service::Users, None),
+        ("catalog", Service::Catalog, None),
+        ("provider", Service::Provider, None),
+        ("notifications", Service::Notifications, None),
+        ("analytics", Service::Analytics, None),
+        ("payments", Service::Payments, Some("0/2")),
+        ("payments-2", Service::Payments, Some("1/2")),
+        ("orders", Service::Orders, None),
+        ("gateway", Service::Gateway, None),
     ];
     let mut procs = vec![proxy];
     let mut own: BTreeMap<&str, String> = BTreeMap::new();

@@ -8,19 +8,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{later, pass_end, Chunk, Cx, Item};
 
-/// Attributes of the `bandwidth` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Bandwidth {
-    /// Throughput cap, in KB/s (1 KB = 1000 bytes); 0 lets data through
-    /// unthrottled.
-    pub rate: u64,
-}
+pub use gauntlet_model::toxic::Bandwidth;
 
 pub(crate) struct State {
     attrs: Bandwidth,

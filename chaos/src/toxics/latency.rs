@@ -8,32 +8,22 @@
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{later, pass_end, Cx, Item};
 
-/// Attributes of the `latency` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Latency {
-    /// Delay added to each chunk, in milliseconds.
-    pub latency: u64,
-    /// Largest random deviation from `latency`, in milliseconds.
-    pub jitter: u64,
-}
+pub use gauntlet_model::toxic::Latency;
 
-impl Latency {
-    fn draw(&self, rng: &mut impl Rng) -> Duration {
-        let latency = i128::from(self.latency);
-        let jitter = i128::from(self.jitter);
-        let ms = if jitter > 0 {
-            latency + rng.gen_range(0..2 * jitter) - jitter
-        } else {
-            latency
-        };
-        Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
-    }
+/// A delay drawn uniformly from `[latency - jitter, latency + jitter)`.
+fn draw(attrs: &Latency, rng: &mut impl Rng) -> Duration {
+    let latency = i128::from(attrs.latency);
+    let jitter = i128::from(attrs.jitter);
+    let ms = if jitter > 0 {
+        latency + rng.gen_range(0..2 * jitter) - jitter
+    } else {
+        latency
+    };
+    Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
 }
 
 pub(crate) struct State {
@@ -66,7 +56,7 @@ impl State {
             let due = match self.head_due {
                 Some(due) => due,
                 None => {
-                    let due = later(chunk.at, self.attrs.draw(cx.rng));
+                    let due = later(chunk.at, draw(&self.attrs, cx.rng));
                     self.head_due = Some(due);
                     due
                 }
@@ -121,7 +111,7 @@ mod tests {
         };
         let mut rng = rand::rngs::mock::StepRng::new(0, 0x1234_5678_9ABC_DEF1);
         for _ in 0..1000 {
-            let d = attrs.draw(&mut rng).as_millis();
+            let d = draw(&attrs, &mut rng).as_millis();
             assert!((90..110).contains(&d), "{d}");
         }
         let big = Latency {
@@ -129,7 +119,7 @@ mod tests {
             jitter: 10,
         };
         for _ in 0..100 {
-            assert!(big.draw(&mut rng) <= Duration::from_millis(15));
+            assert!(draw(&big, &mut rng) <= Duration::from_millis(15));
         }
     }
 }

@@ -4,18 +4,11 @@
 //! Toxiproxy's per-stub state does. As there, the limit is checked when data
 //! arrives: with `bytes` = 0 the connection closes on the first chunk.
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{pass_end, Cx, End, Item};
 
-/// Attributes of the `limit_data` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LimitData {
-    /// Bytes let through before the connection is closed.
-    pub bytes: u64,
-}
+pub use gauntlet_model::toxic::LimitData;
 
 pub(crate) struct State {
     attrs: LimitData,

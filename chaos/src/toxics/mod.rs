@@ -26,13 +26,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::ChaosError;
 
 pub use bandwidth::Bandwidth;
+pub use gauntlet_model::toxic::{ToxicKind, TOXIC_TYPES};
 pub use latency::Latency;
 pub use limit_data::LimitData;
 pub use reset_peer::ResetPeer;
@@ -40,105 +40,49 @@ pub use slicer::Slicer;
 pub use slow_close::SlowClose;
 pub use timeout::Timeout;
 
-/// A toxic's kind and attributes, as the API shows them:
-/// `{"type": "latency", "attributes": {"latency": 100, "jitter": 0}}`.
-///
-/// Every attribute is always serialised (0 when unset), and unknown
-/// attributes are ignored on input, as Toxiproxy does.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "attributes", rename_all = "snake_case")]
-pub enum ToxicKind {
-    /// Delay each chunk.
-    Latency(Latency),
-    /// Cap the throughput.
-    Bandwidth(Bandwidth),
-    /// Hold the close after the stream ends.
-    SlowClose(SlowClose),
-    /// Swallow all data; close after a while (or never).
-    Timeout(Timeout),
-    /// Reset the connection (TCP RST) once data flows.
-    ResetPeer(ResetPeer),
-    /// Cut data into small chunks.
-    Slicer(Slicer),
-    /// Close after a number of bytes.
-    LimitData(LimitData),
+/// Builds a kind from a `type` and an `attributes` object; a missing or
+/// `null` attributes value means "all zero", as in Toxiproxy, and unknown
+/// attributes are ignored.
+pub fn from_parts(kind: &str, attributes: Value) -> Result<ToxicKind, ChaosError> {
+    fn attrs<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ChaosError> {
+        let v = if v.is_null() {
+            Value::Object(Map::new())
+        } else {
+            v
+        };
+        serde_json::from_value(v).map_err(|e| ChaosError::BadRequest(format!("attributes: {e}")))
+    }
+    Ok(match kind {
+        "latency" => ToxicKind::Latency(attrs(attributes)?),
+        "bandwidth" => ToxicKind::Bandwidth(attrs(attributes)?),
+        "slow_close" => ToxicKind::SlowClose(attrs(attributes)?),
+        "timeout" => ToxicKind::Timeout(attrs(attributes)?),
+        "reset_peer" => ToxicKind::ResetPeer(attrs(attributes)?),
+        "slicer" => ToxicKind::Slicer(attrs(attributes)?),
+        "limit_data" => ToxicKind::LimitData(attrs(attributes)?),
+        other => return Err(ChaosError::InvalidToxicType(other.to_owned())),
+    })
 }
 
-/// The names the API accepts in `type`.
-pub const TOXIC_TYPES: [&str; 7] = [
-    "latency",
-    "bandwidth",
-    "slow_close",
-    "timeout",
-    "reset_peer",
-    "slicer",
-    "limit_data",
-];
-
-impl ToxicKind {
-    /// The `type` string of this kind.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Self::Latency(_) => "latency",
-            Self::Bandwidth(_) => "bandwidth",
-            Self::SlowClose(_) => "slow_close",
-            Self::Timeout(_) => "timeout",
-            Self::ResetPeer(_) => "reset_peer",
-            Self::Slicer(_) => "slicer",
-            Self::LimitData(_) => "limit_data",
-        }
-    }
-
-    /// Builds a kind from a `type` and an `attributes` object; a missing or
-    /// `null` attributes value means "all zero", as in Toxiproxy.
-    pub fn from_parts(kind: &str, attributes: Value) -> Result<Self, ChaosError> {
-        fn attrs<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ChaosError> {
-            let v = if v.is_null() {
-                Value::Object(Map::new())
-            } else {
-                v
-            };
-            serde_json::from_value(v)
-                .map_err(|e| ChaosError::BadRequest(format!("attributes: {e}")))
-        }
-        Ok(match kind {
-            "latency" => Self::Latency(attrs(attributes)?),
-            "bandwidth" => Self::Bandwidth(attrs(attributes)?),
-            "slow_close" => Self::SlowClose(attrs(attributes)?),
-            "timeout" => Self::Timeout(attrs(attributes)?),
-            "reset_peer" => Self::ResetPeer(attrs(attributes)?),
-            "slicer" => Self::Slicer(attrs(attributes)?),
-            "limit_data" => Self::LimitData(attrs(attributes)?),
-            other => return Err(ChaosError::InvalidToxicType(other.to_owned())),
-        })
-    }
-
-    /// The attributes as a JSON object (every attribute present).
-    pub fn attributes(&self) -> Map<String, Value> {
-        let value = match self {
-            Self::Latency(a) => serde_json::to_value(a),
-            Self::Bandwidth(a) => serde_json::to_value(a),
-            Self::SlowClose(a) => serde_json::to_value(a),
-            Self::Timeout(a) => serde_json::to_value(a),
-            Self::ResetPeer(a) => serde_json::to_value(a),
-            Self::Slicer(a) => serde_json::to_value(a),
-            Self::LimitData(a) => serde_json::to_value(a),
-        };
-        match value {
-            Ok(Value::Object(map)) => map,
-            // Plain structs of integers always serialise to objects.
+/// A kind's attributes as a JSON object (every attribute present).
+pub fn attributes(kind: &ToxicKind) -> Map<String, Value> {
+    match serde_json::to_value(kind) {
+        Ok(Value::Object(mut map)) => match map.remove("attributes") {
+            Some(Value::Object(attributes)) => attributes,
             _ => Map::new(),
-        }
+        },
+        // Plain structs of integers always serialise to objects.
+        _ => Map::new(),
     }
+}
 
-    /// How many items may wait in front of this toxic. Latency buffers (as in
-    /// Toxiproxy, 1024 chunks) so that reading goes on while data is held;
-    /// the others hold one item, like Toxiproxy's unbuffered channels.
-    pub(crate) fn capacity(&self) -> usize {
-        match self {
-            Self::Latency(_) => 1024,
-            _ => 1,
-        }
+/// How many items may wait in front of a toxic. Latency buffers (as in
+/// Toxiproxy, 1024 chunks) so that reading goes on while data is held;
+/// the others hold one item, like Toxiproxy's unbuffered channels.
+pub(crate) fn capacity(kind: &ToxicKind) -> usize {
+    match kind {
+        ToxicKind::Latency(_) => 1024,
+        _ => 1,
     }
 }
 
@@ -444,15 +388,14 @@ mod tests {
             assert_eq!(serde_json::to_value(&kind).unwrap(), expected);
             let back: ToxicKind = serde_json::from_value(expected).unwrap();
             assert_eq!(back, kind);
-            let rebuilt = ToxicKind::from_parts(kind.type_name(), Value::Null).unwrap();
+            let rebuilt = from_parts(kind.type_name(), Value::Null).unwrap();
             assert_eq!(rebuilt, kind);
         }
     }
 
     #[test]
     fn from_parts_ignores_unknown_attributes_and_rejects_bad_ones() {
-        let kind =
-            ToxicKind::from_parts("latency", json!({"latency": 5, "enabled": true})).unwrap();
+        let kind = from_parts("latency", json!({"latency": 5, "enabled": true})).unwrap();
         assert_eq!(
             kind,
             ToxicKind::Latency(Latency {
@@ -461,15 +404,15 @@ mod tests {
             })
         );
         assert!(matches!(
-            ToxicKind::from_parts("latency", json!({"latency": -5})),
+            from_parts("latency", json!({"latency": -5})),
             Err(ChaosError::BadRequest(_))
         ));
         assert!(matches!(
-            ToxicKind::from_parts("latency", json!({"latency": "5"})),
+            from_parts("latency", json!({"latency": "5"})),
             Err(ChaosError::BadRequest(_))
         ));
         assert!(matches!(
-            ToxicKind::from_parts("nope", json!({})),
+            from_parts("nope", json!({})),
             Err(ChaosError::InvalidToxicType(_))
         ));
     }

@@ -8,19 +8,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{later, Cx, End, Item};
 
-/// Attributes of the `reset_peer` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ResetPeer {
-    /// Delay between the first data reaching the toxic and the reset, in
-    /// milliseconds; 0 resets at once.
-    pub timeout: u64,
-}
+pub use gauntlet_model::toxic::ResetPeer;
 
 pub(crate) struct State {
     attrs: ResetPeer,

@@ -12,53 +12,39 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{later, pass_end, Chunk, Cx, Item};
 
-/// Attributes of the `slicer` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Slicer {
-    /// Mean size of a slice, in bytes (0 is taken as 1).
-    pub average_size: u64,
-    /// Largest deviation of a cut from the middle of its span, in bytes;
-    /// should be smaller than `average_size`.
-    pub size_variation: u64,
-    /// Pause after each slice, in microseconds.
-    pub delay: u64,
-}
+pub use gauntlet_model::toxic::Slicer;
 
-impl Slicer {
-    /// The sizes of the slices of a chunk of `len` bytes, in order.
-    pub(crate) fn slice_sizes(&self, len: usize, rng: &mut impl Rng) -> VecDeque<usize> {
-        let average = usize::try_from(self.average_size.max(1)).unwrap_or(usize::MAX);
-        let variation = usize::try_from(self.size_variation).unwrap_or(usize::MAX);
-        let mut sizes = VecDeque::new();
-        // Spans still to cut, left-most on top.
-        let mut spans = vec![(0usize, len)];
-        while let Some((start, end)) = spans.pop() {
-            let size = end - start;
-            if size <= average.saturating_add(variation) || size < 2 {
-                if size > 0 {
-                    sizes.push_back(size);
-                }
-                continue;
+/// The sizes of the slices of a chunk of `len` bytes, in order.
+pub(crate) fn slice_sizes(attrs: &Slicer, len: usize, rng: &mut impl Rng) -> VecDeque<usize> {
+    let average = usize::try_from(attrs.average_size.max(1)).unwrap_or(usize::MAX);
+    let variation = usize::try_from(attrs.size_variation).unwrap_or(usize::MAX);
+    let mut sizes = VecDeque::new();
+    // Spans still to cut, left-most on top.
+    let mut spans = vec![(0usize, len)];
+    while let Some((start, end)) = spans.pop() {
+        let size = end - start;
+        if size <= average.saturating_add(variation) || size < 2 {
+            if size > 0 {
+                sizes.push_back(size);
             }
-            let shift = if variation > 0 {
-                let v = i128::try_from(variation).unwrap_or(i128::MAX / 4);
-                rng.gen_range(0..2 * v) - v
-            } else {
-                0
-            };
-            let mid = (start + size / 2) as i128 + shift;
-            let mid = mid.clamp(start as i128 + 1, end as i128 - 1) as usize;
-            spans.push((mid, end));
-            spans.push((start, mid));
+            continue;
         }
-        sizes
+        let shift = if variation > 0 {
+            let v = i128::try_from(variation).unwrap_or(i128::MAX / 4);
+            rng.gen_range(0..2 * v) - v
+        } else {
+            0
+        };
+        let mid = (start + size / 2) as i128 + shift;
+        let mid = mid.clamp(start as i128 + 1, end as i128 - 1) as usize;
+        spans.push((mid, end));
+        spans.push((start, mid));
     }
+    sizes
 }
 
 pub(crate) struct State {
@@ -100,7 +86,7 @@ impl State {
                 return None;
             }
             if self.plan.is_empty() {
-                self.plan = self.attrs.slice_sizes(chunk.data.len(), cx.rng);
+                self.plan = slice_sizes(&self.attrs, chunk.data.len(), cx.rng);
             }
             let size = self.plan.pop_front().unwrap_or(chunk.data.len());
             if size >= chunk.data.len() || self.plan.is_empty() {
@@ -135,7 +121,7 @@ mod tests {
             delay: 0,
         };
         for len in [0usize, 1, 13, 14, 15, 100, 4096, 32 * 1024] {
-            let sizes = slicer.slice_sizes(len, &mut rng);
+            let sizes = slice_sizes(&slicer, len, &mut rng);
             assert_eq!(sizes.iter().sum::<usize>(), len);
             assert!(
                 sizes.iter().all(|s| (1..=14).contains(s)),
@@ -164,7 +150,7 @@ mod tests {
                 delay: 0,
             },
         ] {
-            let sizes = slicer.slice_sizes(32 * 1024, &mut rng);
+            let sizes = slice_sizes(&slicer, 32 * 1024, &mut rng);
             assert_eq!(sizes.iter().sum::<usize>(), 32 * 1024);
         }
     }

@@ -2,18 +2,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{later, pass_end, Cx, Item};
 
-/// Attributes of the `slow_close` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SlowClose {
-    /// How long the close is held after the stream ends, in milliseconds.
-    pub delay: u64,
-}
+pub use gauntlet_model::toxic::SlowClose;
 
 pub(crate) struct State {
     attrs: SlowClose,

@@ -7,19 +7,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{later, pass_end, Cx, End, Item};
 
-/// Attributes of the `timeout` toxic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Timeout {
-    /// Time from when the toxic takes hold until the connection is closed,
-    /// in milliseconds; 0 never closes it (data is still swallowed).
-    pub timeout: u64,
-}
+pub use gauntlet_model::toxic::Timeout;
 
 pub(crate) struct State {
     attrs: Timeout,

@@ -52,7 +52,7 @@ async fn a_401_or_429_is_rejected_not_a_failure() {
         assert_eq!(c.total(), 20);
         let want = if status == 401 { (20, 0) } else { (0, 20) };
         assert_eq!((c.unauthorized, c.rate_limited), want);
-        assert_eq!(result.summary().overall.counts.rejected(), 20);
+        assert_eq!(result.overall().counts.rejected(), 20);
     }
 }
 

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Gate, Quantity};
-use crate::metrics::Metrics;
+use super::{Gate, MetricRef, Quantity};
+use crate::metrics::{MetricError, Metrics};
 
 /// One gate's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,15 +73,27 @@ pub fn evaluate_against(
         .collect()
 }
 
+/// Why a gate's left side (or ratio) has no value; the text goes into the
+/// failed gate's detail.
+#[derive(Debug, thiserror::Error)]
+enum ValueError {
+    /// An operand the run did not fill.
+    #[error(transparent)]
+    Metric(#[from] MetricError),
+    /// A ratio gate whose divisor is 0 in this run.
+    #[error("{divisor} is 0, so the ratio has no value")]
+    ZeroDivisor { divisor: MetricRef },
+}
+
 /// The gate's left side (or ratio) in `metrics`.
-fn value_of(gate: &Gate, metrics: &Metrics) -> Result<f64, String> {
+fn value_of(gate: &Gate, metrics: &Metrics) -> Result<f64, ValueError> {
     let l = metrics.value(&gate.left)?;
     match &gate.right {
         None => Ok(l),
         Some(r) => {
             let d = metrics.value(r)?;
             if d == 0.0 {
-                Err(format!("{r} is 0, so the ratio has no value"))
+                Err(ValueError::ZeroDivisor { divisor: r.clone() })
             } else {
                 Ok(l / d)
             }

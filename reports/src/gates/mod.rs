@@ -35,7 +35,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use evaluate::{evaluate, evaluate_against, GateResult};
-pub use registry::{ArgKind, MetricDef, Quantity, METRICS};
+pub use registry::{ArgError, ArgKind, MetricDef, Quantity, METRICS};
 
 /// A metric as a gate names it: `p99(POST /api/orders)`, `orders.lost`.
 #[derive(Debug, Clone, PartialEq)]
@@ -344,7 +344,7 @@ impl Parser {
                 format!("empty `()` after `{name}`: leave them out to cover the whole run"),
             );
         }
-        registry::check_arg(def, arg).or_else(|m| err(arg_at, m))?;
+        registry::check_arg(def, arg).or_else(|m| err(arg_at, m.to_string()))?;
         Ok(MetricRef {
             def,
             arg: Some(arg.to_string()),

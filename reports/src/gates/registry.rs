@@ -252,10 +252,56 @@ pub fn suggest(name: &str) -> Option<&'static str> {
 /// HTTP methods an endpoint target may start with.
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
+/// Why a metric's argument is not one it takes; each says what was
+/// expected. The gate parser reports it at the argument's position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    /// The metric takes no parentheses at all.
+    #[error("`{metric}` takes no argument")]
+    NoArgument { metric: &'static str },
+    /// A target must be an endpoint, a flow or `all`.
+    #[error(
+        "`{arg}` is not an endpoint (`METHOD /path`, e.g. `POST /api/orders`), a flow ({}) or `all`",
+        FLOWS.join(", ")
+    )]
+    NotATarget { arg: String },
+    /// Not a link with a breaker; `suggestion` is the nearest one, if any.
+    #[error(
+        "unknown link `{arg}`{} (links with a breaker: {})",
+        did_you_mean(.suggestion),
+        RESILIENT_LINKS.join(", ")
+    )]
+    UnknownLink {
+        arg: String,
+        suggestion: Option<&'static str>,
+    },
+    /// Topic and consumer group names have no spaces; `what` says which.
+    #[error("`{arg}` is not a {what} name (no spaces)")]
+    NotAName { arg: String, what: &'static str },
+    /// Not an invariant's name; `suggestion` is the nearest one, if any.
+    #[error(
+        "unknown invariant `{arg}`{} (invariants: {})",
+        did_you_mean(.suggestion),
+        invariants::NAMES.join(", ")
+    )]
+    UnknownInvariant {
+        arg: String,
+        suggestion: Option<&'static str>,
+    },
+}
+
+/// The "did you mean" hint, or nothing without a suggestion. By reference:
+/// that is how thiserror passes a field to a format argument.
+fn did_you_mean(suggestion: &Option<&str>) -> String {
+    suggestion
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default()
+}
+
 /// Checks a metric's argument; the error says what was expected.
-pub fn check_arg(def: &MetricDef, arg: &str) -> Result<(), String> {
+pub fn check_arg(def: &MetricDef, arg: &str) -> Result<(), ArgError> {
     match def.arg {
-        ArgKind::None => Err(format!("`{}` takes no argument", def.name)),
+        ArgKind::None => Err(ArgError::NoArgument { metric: def.name }),
         ArgKind::Target => {
             if arg == "all" || FLOWS.contains(&arg) {
                 return Ok(());
@@ -268,23 +314,19 @@ pub fn check_arg(def: &MetricDef, arg: &str) -> Result<(), String> {
             if endpoint.is_some() {
                 Ok(())
             } else {
-                Err(format!(
-                    "`{arg}` is not an endpoint (`METHOD /path`, e.g. `POST /api/orders`), a flow ({}) or `all`",
-                    FLOWS.join(", ")
-                ))
+                Err(ArgError::NotATarget {
+                    arg: arg.to_string(),
+                })
             }
         }
         ArgKind::Link => {
             if RESILIENT_LINKS.contains(&arg) {
                 Ok(())
             } else {
-                let hint = nearest(arg, &RESILIENT_LINKS)
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
-                Err(format!(
-                    "unknown link `{arg}`{hint} (links with a breaker: {})",
-                    RESILIENT_LINKS.join(", ")
-                ))
+                Err(ArgError::UnknownLink {
+                    arg: arg.to_string(),
+                    suggestion: nearest(arg, &RESILIENT_LINKS),
+                })
             }
         }
         ArgKind::Topic | ArgKind::Group => {
@@ -294,7 +336,10 @@ pub fn check_arg(def: &MetricDef, arg: &str) -> Result<(), String> {
                 } else {
                     "consumer group"
                 };
-                Err(format!("`{arg}` is not a {what} name (no spaces)"))
+                Err(ArgError::NotAName {
+                    arg: arg.to_string(),
+                    what,
+                })
             } else {
                 Ok(())
             }
@@ -303,13 +348,10 @@ pub fn check_arg(def: &MetricDef, arg: &str) -> Result<(), String> {
             if invariants::NAMES.contains(&arg) {
                 Ok(())
             } else {
-                let hint = nearest(arg, &invariants::NAMES)
-                    .map(|n| format!("; did you mean `{n}`?"))
-                    .unwrap_or_default();
-                Err(format!(
-                    "unknown invariant `{arg}`{hint} (invariants: {})",
-                    invariants::NAMES.join(", ")
-                ))
+                Err(ArgError::UnknownInvariant {
+                    arg: arg.to_string(),
+                    suggestion: nearest(arg, &invariants::NAMES),
+                })
             }
         }
     }
@@ -338,7 +380,10 @@ mod tests {
         let opened = lookup("breaker.opened").unwrap();
         assert!(check_arg(opened, "orders->payments").is_ok());
         let e = check_arg(opened, "orders->paymnts").unwrap_err();
-        assert!(e.contains("did you mean `orders->payments`?"), "{e}");
+        assert!(
+            e.to_string().contains("did you mean `orders->payments`?"),
+            "{e}"
+        );
         assert!(check_arg(lookup("orders.lost").unwrap(), "x").is_err());
         assert!(check_arg(lookup("invariants.violations").unwrap(), "no_double_charge").is_ok());
     }

@@ -272,8 +272,14 @@ fn time_desc(end_s: f64) -> &'static str {
     }
 }
 
-fn fail(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a chart could not be drawn. The page shows the message in a note
+/// where the chart would be (see [`drawn`]); the rest of the report stands.
+#[derive(Debug, thiserror::Error)]
+enum ChartError {
+    /// plotters failed to draw into the SVG string (a backend write, a
+    /// shared backend, or a layout with no room): its own message.
+    #[error(transparent)]
+    Draw(#[from] DrawingAreaErrorKind<std::io::Error>),
 }
 
 fn figure(meta: &Meta, kind: &str, points: usize, svg: &str) -> String {
@@ -286,7 +292,7 @@ fn figure(meta: &Meta, kind: &str, points: usize, svg: &str) -> String {
     )
 }
 
-fn drawn(meta: &Meta, kind: &str, points: usize, svg: Result<String, String>) -> String {
+fn drawn(meta: &Meta, kind: &str, points: usize, svg: Result<String, ChartError>) -> String {
     match svg {
         Ok(svg) => figure(meta, kind, points, &svg),
         Err(e) => note(&format!(
@@ -351,7 +357,7 @@ impl Legend {
 
     /// Draws the entries with their top at `top`. Swatches are filled
     /// squares, not lines (see the module docs).
-    fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>, top: i32) -> Result<(), String> {
+    fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>, top: i32) -> Result<(), ChartError> {
         let style = TextStyle::from((FONT, 15).into_font())
             .color(&TEXT)
             .pos(Pos::new(HPos::Left, VPos::Center));
@@ -360,10 +366,8 @@ impl Legend {
             root.draw(&Rectangle::new(
                 [(*x, y - 5), (*x + 12, y + 5)],
                 color.filled(),
-            ))
-            .map_err(fail)?;
-            root.draw(&Text::new(label.clone(), (*x + 18, y), style.clone()))
-                .map_err(fail)?;
+            ))?;
+            root.draw(&Text::new(label.clone(), (*x + 18, y), style.clone()))?;
         }
         Ok(())
     }
@@ -392,15 +396,15 @@ struct Frame<'a> {
 impl Frame<'_> {
     fn render(
         self,
-        plot: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), String>,
-    ) -> Result<String, String> {
+        plot: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), ChartError>,
+    ) -> Result<String, ChartError> {
         let legend = Legend::layout(&self.legend, self.width, MARGIN + self.y_label_w);
         let gap = if legend.rows > 0 { 6 } else { 0 };
         let height = self.height + legend.height() + gap;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (self.width, height)).into_drawing_area();
-            root.fill(&WHITE).map_err(fail)?;
+            root.fill(&WHITE)?;
             let mut chart = ChartBuilder::on(&root)
                 .caption(self.title, caption_style())
                 .margin(MARGIN)
@@ -408,8 +412,7 @@ impl Frame<'_> {
                 .margin_bottom(MARGIN + legend.height() + gap)
                 .x_label_area_size(if self.x_desc.is_empty() { 30 } else { 50 })
                 .y_label_area_size(self.y_label_w)
-                .build_cartesian_2d(self.x, self.y)
-                .map_err(fail)?;
+                .build_cartesian_2d(self.x, self.y)?;
             chart
                 .configure_mesh()
                 .bold_line_style(GRID.stroke_width(1))
@@ -422,12 +425,11 @@ impl Frame<'_> {
                 .y_label_formatter(self.y_fmt)
                 .label_style((FONT, 15).into_font().color(&MUTED))
                 .axis_desc_style((FONT, 15).into_font().color(&TEXT))
-                .draw()
-                .map_err(fail)?;
+                .draw()?;
             plot(&mut chart)?;
             let top = (self.height + gap) as i32 - MARGIN as i32;
             legend.draw(&root, top)?;
-            root.present().map_err(fail)?;
+            root.present()?;
         }
         Ok(svg)
     }
@@ -437,13 +439,11 @@ fn legend_of(series: &[Series]) -> Vec<(String, RGBColor)> {
     series.iter().map(|s| (s.label.clone(), s.color)).collect()
 }
 
-fn draw_line(chart: &mut Chart<'_, '_>, s: &Series) -> Result<(), String> {
-    chart
-        .draw_series(LineSeries::new(
-            s.points.iter().copied(),
-            s.color.stroke_width(2),
-        ))
-        .map_err(fail)?;
+fn draw_line(chart: &mut Chart<'_, '_>, s: &Series) -> Result<(), ChartError> {
+    chart.draw_series(LineSeries::new(
+        s.points.iter().copied(),
+        s.color.stroke_width(2),
+    ))?;
     Ok(())
 }
 
@@ -453,7 +453,7 @@ fn draw_shades(
     shades: &[Shade],
     x_end: f64,
     y_top: f64,
-) -> Result<(), String> {
+) -> Result<(), ChartError> {
     // A fault shorter than a pixel or so still shows as a sliver.
     let min_w = x_end / 400.0;
     for s in shades {
@@ -461,12 +461,10 @@ fn draw_shades(
             continue;
         };
         let to = (from + min_w).max(to).min(x_end);
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(from, 0.0), (to, y_top)],
-                s.color.mix(0.13).filled(),
-            )))
-            .map_err(fail)?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(from, 0.0), (to, y_top)],
+            s.color.mix(0.13).filled(),
+        )))?;
     }
     Ok(())
 }
@@ -478,7 +476,7 @@ fn draw_shade_labels(
     shades: &[Shade],
     x_end: f64,
     y_top: f64,
-) -> Result<(), String> {
+) -> Result<(), ChartError> {
     let area = chart.plotting_area();
     for (i, s) in shades.iter().enumerate() {
         let Some((from, to)) = clamp_span(s, x_end) else {
@@ -497,8 +495,7 @@ fn draw_shade_labels(
         let dy = 4 + 17 * (i % 3) as i32;
         area.draw(
             &(EmptyElement::at((x, y_top)) + Text::new(shorten(&s.label, 56), (dx, dy), style)),
-        )
-        .map_err(fail)?;
+        )?;
     }
     Ok(())
 }
@@ -522,7 +519,7 @@ pub(super) fn time_chart(c: &TimeChart) -> String {
     drawn(&c.meta, "time", points, draw_time(c))
 }
 
-fn draw_time(c: &TimeChart) -> Result<String, String> {
+fn draw_time(c: &TimeChart) -> Result<String, ChartError> {
     let all = || c.series.iter().flat_map(|s| s.points.iter());
     let x_end = all().map(|p| p.0).fold(c.x_max_s, f64::max).max(1.0);
     let y = Fixed::nice(all().map(|p| p.1).fold(0.0, f64::max));
@@ -598,7 +595,7 @@ pub(super) fn percentile_chart(meta: Meta, series: Vec<Series>, width: u32) -> S
     )
 }
 
-fn draw_percentiles(meta: &Meta, series: &[Series], width: u32) -> Result<String, String> {
+fn draw_percentiles(meta: &Meta, series: &[Series], width: u32) -> Result<String, ChartError> {
     let all = || series.iter().flat_map(|s| s.points.iter());
     let finite_max = all()
         .filter(|(p, _)| *p < 100.0)
@@ -664,7 +661,7 @@ fn draw_bands(
     colors: &StateColors<'_>,
     shades: &[Shade],
     width: u32,
-) -> Result<String, String> {
+) -> Result<String, ChartError> {
     let n = rows.len() as f64;
     // Headroom above the rows for the faults' names.
     let strip = if shades.is_empty() { 0.0 } else { 0.9 };
@@ -722,7 +719,7 @@ fn draw_bands(
                 )
             })
         });
-        chart.draw_series(rects).map_err(fail)?;
+        chart.draw_series(rects)?;
         // Over the bands, translucent, so both stay visible.
         draw_shades(chart, shades, x_end, y_top)?;
         draw_shade_labels(chart, shades, x_end, y_top)
@@ -743,7 +740,7 @@ pub(super) fn bars_chart(meta: Meta, y_desc: &str, bars: &[Bar], width: u32) -> 
     )
 }
 
-fn draw_bars(meta: &Meta, y_desc: &str, bars: &[Bar], width: u32) -> Result<String, String> {
+fn draw_bars(meta: &Meta, y_desc: &str, bars: &[Bar], width: u32) -> Result<String, ChartError> {
     let n = bars.len();
     let names: Vec<String> = bars.iter().map(|b| shorten(&b.label, 20)).collect();
     let x_fmt = |v: &f64| {
@@ -779,19 +776,14 @@ fn draw_bars(meta: &Meta, y_desc: &str, bars: &[Bar], width: u32) -> Result<Stri
             .pos(Pos::new(HPos::Center, VPos::Bottom));
         for (i, b) in bars.iter().enumerate() {
             let (x0, x1, v) = (i as f64 + 0.2, i as f64 + 0.8, value(b));
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x0, 0.0), (x1, v)],
-                    b.color.filled(),
-                )))
-                .map_err(fail)?;
-            chart
-                .plotting_area()
-                .draw(
-                    &(EmptyElement::at((i as f64 + 0.5, v))
-                        + Text::new(tick(v), (0, -4), label.clone())),
-                )
-                .map_err(fail)?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x0, 0.0), (x1, v)],
+                b.color.filled(),
+            )))?;
+            chart.plotting_area().draw(
+                &(EmptyElement::at((i as f64 + 0.5, v))
+                    + Text::new(tick(v), (0, -4), label.clone())),
+            )?;
         }
         Ok(())
     })

@@ -262,33 +262,23 @@ pub(super) fn at(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
-/// Unix milliseconds as `2024-05-01 12:34:56 UTC`. The calendar
-/// arithmetic is Howard Hinnant's `civil_from_days`, exact for every
-/// proleptic Gregorian date, so no date crate is needed for one line.
+/// Unix milliseconds as `2024-05-01 12:34:56 UTC`, reshaped from
+/// humantime's RFC 3339 form (`2024-05-01T12:34:56Z`). humantime writes
+/// the years 1970 to 9999, so an instant outside them (a report edited by
+/// hand, a clock set before 1970) reads as the nearest one inside.
 pub(super) fn utc(unix_ms: i64) -> String {
-    let secs = unix_ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    use std::time::{Duration, UNIX_EPOCH};
+    /// 9999-12-31 23:59:59 UTC.
+    const LAST_MS: i64 = 253_402_300_799_000;
+    let ms = unix_ms.clamp(0, LAST_MS) as u64;
+    let stamp = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms));
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
+        "{} UTC",
+        stamp
+            .to_string()
+            .trim_end_matches('Z')
+            .replacen('T', " ", 1)
     )
-}
-
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March first
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m as u32, d as u32)
 }
 
 /// Bytes as `15.6 GiB`.
@@ -404,7 +394,9 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         // 2024-02-29 12:34:56.789 UTC, a leap day.
         assert_eq!(utc(1_709_210_096_789), "2024-02-29 12:34:56 UTC");
-        assert_eq!(utc(-1000), "1969-12-31 23:59:59 UTC");
+        // Outside the years humantime writes: the nearest one inside.
+        assert_eq!(utc(-1000), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(i64::MAX), "9999-12-31 23:59:59 UTC");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::tree::{Node, Table};
 use super::{join, system, Ctx};
 use crate::problem::nearest;
 use crate::scenario::{FlowChoice, TOXIC_ATTRIBUTES};
-use crate::topology::{Service, LINKS};
+use crate::topology::{Service, CONSUMER_GROUPS, LINKS};
 
 const STEP_KEYS: [&str; 3] = ["at", "duration", "action"];
 const ACTIONS: [&str; 6] = [
@@ -115,7 +115,21 @@ fn action(cx: &mut Ctx<'_>, node: &Node, path: &str, flow: FlowChoice) {
         }
         "pause_consumer" => {
             if let Some(e) = cx.require(t, node, path, "group", "the consumer group to pause") {
-                name(cx, &e.node, &join(path, "group"), "a consumer group name");
+                let p = join(path, "group");
+                if let Some(g) = cx.string(&e.node, &p, "a consumer group name") {
+                    if !CONSUMER_GROUPS.contains(&g) {
+                        let hint = nearest(g, &CONSUMER_GROUPS)
+                            .map(|n| format!("; did you mean `{n}`?"))
+                            .unwrap_or_default();
+                        cx.report(
+                            e.node.span.clone(),
+                            format!(
+                                "`{p}`: unknown consumer group `{g}`{hint} (groups: {})",
+                                CONSUMER_GROUPS.join(", ")
+                            ),
+                        );
+                    }
+                }
             }
             event_path_only(cx, &ty.node, path, kind, flow);
         }

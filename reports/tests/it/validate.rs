@@ -396,8 +396,8 @@ fn a_complete_scenario_reaches_the_typed_values() {
     match &s.faults[0].action {
         FaultAction::Toxic { link, toxic } => {
             assert_eq!(link, "payments->provider");
-            assert_eq!(toxic.stream, Some(Stream::Upstream));
-            assert_eq!(toxic.toxicity, Some(0.5));
+            assert_eq!(toxic.stream, Stream::Upstream);
+            assert_eq!(toxic.toxicity, 0.5);
             assert!(
                 matches!(&toxic.kind, ToxicKind::Latency(l) if l.latency == 200 && l.jitter == 50)
             );
@@ -411,7 +411,7 @@ fn a_complete_scenario_reaches_the_typed_values() {
         &s.faults[5].action,
         FaultAction::Poison { count: 3, .. }
     ));
-    // The timeline's actions serialise to the timeline's JSON.
+    // A step serialises to the shape it was written in.
     let json = serde_json::to_value(&s.faults[1]).unwrap();
     assert_eq!(
         json,
@@ -453,4 +453,34 @@ fn the_documented_examples_are_valid() {
         blocks += 1;
     }
     assert!(blocks >= 2, "the scenario documentation lost its examples");
+}
+
+#[test]
+fn a_paused_consumer_group_must_be_one_that_reads() {
+    let text = r#"name = "groups"
+[system]
+flow = "async"
+[load]
+users = 1
+duration = "1s"
+[[faults]]
+at = "1s"
+action = { type = "pause_consumer", group = "payment" }
+[[faults]]
+at = "2s"
+action = { type = "pause_consumer", group = "gateway" }
+"#;
+    let problems: Vec<String> = parse_scenario("g.toml", text)
+        .unwrap_err()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let groups = "(groups: catalog, payments, orders, notifications, analytics)";
+    assert_eq!(
+        problems,
+        [
+            format!("g.toml:9:45: `faults[0].action.group`: unknown consumer group `payment`; did you mean `payments`? {groups}"),
+            format!("g.toml:12:45: `faults[1].action.group`: unknown consumer group `gateway` {groups}"),
+        ]
+    );
 }

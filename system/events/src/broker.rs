@@ -43,12 +43,22 @@ const STORAGE: &str = "memory://tansu/";
 
 type TansuBroker = Broker<Controller<StorageContainer>, StorageContainer>;
 
+/// Why the serving task ended with an error: tansu's, as it prints itself
+/// (its `Display` is its `Debug`). Held as text so the task's output is
+/// `Send` whatever tansu's error carries; it becomes the `reason` of
+/// [`EventsError::BrokerStart`].
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+struct ServeError {
+    reason: String,
+}
+
 /// A running embedded broker. Dropping it stops it too, without waiting.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     advertised: String,
-    task: Option<JoinHandle<Result<(), String>>>,
+    task: Option<JoinHandle<Result<(), ServeError>>>,
 }
 
 impl EmbeddedBroker {
@@ -118,10 +128,9 @@ impl EmbeddedBroker {
                 .map_err(|e| start_err(format!("{e:?}")))?;
 
         let task = tokio::spawn(async move {
-            broker
-                .serve(Instant::now())
-                .await
-                .map_err(|e| format!("{e:?}"))
+            broker.serve(Instant::now()).await.map_err(|e| ServeError {
+                reason: format!("{e:?}"),
+            })
         });
         let mut broker = EmbeddedBroker {
             addr,
@@ -175,7 +184,7 @@ impl EmbeddedBroker {
             None => "broker task missing".into(),
             Some(task) => match task.await {
                 Ok(Ok(())) => "broker stopped serving".into(),
-                Ok(Err(e)) => e,
+                Ok(Err(e)) => e.to_string(),
                 Err(e) => format!("broker task failed: {e}"),
             },
         })

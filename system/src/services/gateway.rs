@@ -26,7 +26,7 @@ use axum::Router;
 use futures::FutureExt;
 
 use crate::client::{ServiceClient, IDEMPOTENCY_KEY};
-use crate::config::ServiceName;
+use crate::config::Service;
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::service::{Built, ServiceContext, StartError};
@@ -164,19 +164,19 @@ pub fn app(state: GatewayState) -> Router {
 
 pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     let registry = Registry::new();
-    for service in ServiceName::ALL {
-        if service == ServiceName::Gateway {
+    for service in Service::ALL {
+        if service == Service::Gateway {
             continue;
         }
         // Probe each service where the gateway would reach it.
-        if let Some(url) = ctx.endpoints.url(ServiceName::Gateway, service) {
+        if let Some(url) = ctx.endpoints.url(Service::Gateway, service) {
             registry.register(service, url);
         }
     }
     let state = GatewayState {
-        users: ctx.client(ServiceName::Users)?,
-        catalog: ctx.client(ServiceName::Catalog)?,
-        orders: ctx.client(ServiceName::Orders)?,
+        users: ctx.client(Service::Users)?,
+        catalog: ctx.client(Service::Catalog)?,
+        orders: ctx.client(Service::Orders)?,
         registry: registry.clone(),
         edge: Arc::new(
             Edge::new(&ctx.config.gateway).map_err(|e| StartError::Config(e.to_string()))?,
@@ -266,11 +266,11 @@ async fn forward(State(st): State<GatewayState>, req: Request) -> Result<Respons
         }
     }
     let (service, client) = if path.starts_with("/api/users") {
-        (ServiceName::Users, &st.users)
+        (Service::Users, &st.users)
     } else if path.starts_with("/api/products") {
-        (ServiceName::Catalog, &st.catalog)
+        (Service::Catalog, &st.catalog)
     } else {
-        (ServiceName::Orders, &st.orders)
+        (Service::Orders, &st.orders)
     };
     if st.registry.pick(service).is_none() {
         return Err(ApiError::unavailable(format!(

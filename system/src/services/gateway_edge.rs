@@ -87,6 +87,57 @@ struct Claims {
     sub: Option<String>,
 }
 
+/// Why a token is refused, in words a client can act on: the text goes
+/// into the 401's body and its `WWW-Authenticate` challenge.
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    /// An HS256 token, and no shared secret is configured.
+    #[error("HS256 tokens are not accepted here")]
+    Hs256NotAccepted,
+    /// An RS256 token whose `kid` (or lack of one) names no key of the JWKS.
+    #[error("no key {} in the key set", which_key(.kid))]
+    UnknownKey { kid: Option<String> },
+    /// An algorithm with no key configured for it.
+    #[error("algorithm {alg:?} is not accepted here")]
+    AlgorithmNotAccepted { alg: Algorithm },
+    /// A valid token whose `sub` is missing or empty.
+    #[error("the token has no sub claim")]
+    NoSubject,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the signature does not match")]
+    BadSignature,
+    /// `iss` is not the configured issuer (`-`: none is configured).
+    #[error("wrong issuer; expected {}", .expected.as_deref().unwrap_or("-"))]
+    WrongIssuer { expected: Option<String> },
+    /// `aud` is not the configured audience.
+    #[error("wrong audience; expected {}", .expected.as_deref().unwrap_or("none"))]
+    WrongAudience { expected: Option<String> },
+    /// A claim the validation requires (`exp`, `sub`, `iss`, `aud`) is absent.
+    #[error("the token has no {claim} claim")]
+    MissingClaim { claim: String },
+    #[error("the {claim} claim is malformed")]
+    MalformedClaim { claim: String },
+    /// The header's algorithm does not fit the key it was checked with.
+    #[error("the algorithm does not fit the key")]
+    AlgorithmMismatch,
+    /// Not `header.payload.signature` with base64 JSON parts.
+    #[error("malformed token (expected a JWT: header.payload.signature)")]
+    Malformed,
+    /// Anything else jsonwebtoken refuses, in its words.
+    #[error("invalid token: {0}")]
+    Other(#[source] jsonwebtoken::errors::Error),
+}
+
+/// `with kid <kid>`, or `without a kid`. By reference: that is how
+/// thiserror passes a field to a format argument.
+fn which_key(kid: &Option<String>) -> String {
+    kid.as_deref()
+        .map_or("without a kid".to_string(), |k| format!("with kid {k}"))
+}
+
 /// Checks JWTs: one validation per accepted algorithm, and its keys.
 struct Verifier {
     hs256: Option<(DecodingKey, Validation)>,
@@ -186,7 +237,7 @@ impl Edge {
             Some(v) => v
                 .verify(token)
                 .map(Subject::Token)
-                .map_err(Refusal::BadToken),
+                .map_err(|e| Refusal::BadToken(e.to_string())),
             None => Err(Refusal::BadToken("wrong API key".into())),
         }
     }
@@ -315,12 +366,12 @@ impl Verifier {
     }
 
     /// The token's subject, or why it is refused (in words a client can act on).
-    fn verify(&self, token: &str) -> Result<String, String> {
+    fn verify(&self, token: &str) -> Result<String, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| self.describe(&e))?;
         let (key, validation) = match header.alg {
             Algorithm::HS256 => match &self.hs256 {
                 Some((key, v)) => (key, v),
-                None => return Err("HS256 tokens are not accepted here".into()),
+                None => return Err(TokenError::Hs256NotAccepted),
             },
             Algorithm::RS256 if !self.rs256.is_empty() => {
                 let kid = header.kid.as_deref();
@@ -333,14 +384,13 @@ impl Verifier {
                 match key {
                     Some((_, key)) => (key, &self.rs256_validation),
                     None => {
-                        return Err(format!(
-                            "no key {} in the key set",
-                            kid.map_or("without a kid".to_string(), |k| format!("with kid {k}"))
-                        ))
+                        return Err(TokenError::UnknownKey {
+                            kid: kid.map(str::to_string),
+                        })
                     }
                 }
             }
-            other => return Err(format!("algorithm {other:?} is not accepted here")),
+            other => return Err(TokenError::AlgorithmNotAccepted { alg: other }),
         };
         let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
             .map_err(|e| self.describe(&e))?
@@ -348,32 +398,32 @@ impl Verifier {
         claims
             .sub
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| "the token has no sub claim".into())
+            .ok_or(TokenError::NoSubject)
     }
 
-    fn describe(&self, e: &jsonwebtoken::errors::Error) -> String {
+    fn describe(&self, e: &jsonwebtoken::errors::Error) -> TokenError {
         match e.kind() {
-            ErrorKind::ExpiredSignature => "the token has expired".into(),
-            ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
-            ErrorKind::InvalidSignature => "the signature does not match".into(),
-            ErrorKind::InvalidIssuer => format!(
-                "wrong issuer; expected {}",
-                self.issuer.as_deref().unwrap_or("-")
-            ),
-            ErrorKind::InvalidAudience => format!(
-                "wrong audience; expected {}",
-                self.audience.as_deref().unwrap_or("none")
-            ),
-            ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
-            ErrorKind::InvalidClaimFormat(claim) => format!("the {claim} claim is malformed"),
-            ErrorKind::InvalidAlgorithm => "the algorithm does not fit the key".into(),
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::InvalidIssuer => TokenError::WrongIssuer {
+                expected: self.issuer.clone(),
+            },
+            ErrorKind::InvalidAudience => TokenError::WrongAudience {
+                expected: self.audience.clone(),
+            },
+            ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim {
+                claim: claim.clone(),
+            },
+            ErrorKind::InvalidClaimFormat(claim) => TokenError::MalformedClaim {
+                claim: claim.clone(),
+            },
+            ErrorKind::InvalidAlgorithm => TokenError::AlgorithmMismatch,
             ErrorKind::InvalidToken
             | ErrorKind::Base64(_)
             | ErrorKind::Json(_)
-            | ErrorKind::Utf8(_) => {
-                "malformed token (expected a JWT: header.payload.signature)".into()
-            }
-            _ => format!("invalid token: {e}"),
+            | ErrorKind::Utf8(_) => TokenError::Malformed,
+            _ => TokenError::Other(e.clone()),
         }
     }
 }

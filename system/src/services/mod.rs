@@ -16,20 +16,20 @@ pub mod users;
 
 use tokio::net::TcpListener;
 
-use crate::config::ServiceName;
+use crate::config::Service;
 use crate::service::{self, Built, RunningService, ServiceContext, StartError};
 
 /// Builds one service by name.
 pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     match ctx.name {
-        ServiceName::Gateway => gateway::build(ctx).await,
-        ServiceName::Users => users::build(ctx).await,
-        ServiceName::Catalog => catalog::build(ctx).await,
-        ServiceName::Orders => orders::build(ctx).await,
-        ServiceName::Payments => payments::build(ctx).await,
-        ServiceName::Provider => provider::build(ctx).await,
-        ServiceName::Notifications => notifications::build(ctx).await,
-        ServiceName::Analytics => analytics::build(ctx).await,
+        Service::Gateway => gateway::build(ctx).await,
+        Service::Users => users::build(ctx).await,
+        Service::Catalog => catalog::build(ctx).await,
+        Service::Orders => orders::build(ctx).await,
+        Service::Payments => payments::build(ctx).await,
+        Service::Provider => provider::build(ctx).await,
+        Service::Notifications => notifications::build(ctx).await,
+        Service::Analytics => analytics::build(ctx).await,
     }
 }
 

@@ -20,7 +20,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientError, ServiceClient, IDEMPOTENCY_KEY};
-use crate::config::ServiceName;
+use crate::config::Service;
 use crate::db::{now_ms, Db};
 use crate::error::{ApiError, Json, Path};
 use crate::service::{Built, ServiceContext, StartError};
@@ -80,7 +80,7 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     let db = ctx.db(&MIGRATOR).await?;
     let state = PaymentsState {
         db: db.clone(),
-        provider: ctx.client(ServiceName::Provider)?,
+        provider: ctx.client(Service::Provider)?,
         events: ctx
             .telemetry
             .counter("payments_events", "Charges and refunds by outcome"),

@@ -116,7 +116,10 @@ pub fn app(state: ProviderState) -> Router {
 }
 
 pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
-    ctx.config.provider.validate().map_err(StartError::Config)?;
+    ctx.config
+        .provider
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let db = ctx.db(&MIGRATOR).await?;
     let state = ProviderState {
         db: db.clone(),
@@ -318,7 +321,9 @@ async fn set_faults(
     State(st): State<ProviderState>,
     Json(faults): Json<ProviderFaults>,
 ) -> Result<Json<ProviderFaults>, ApiError> {
-    faults.validate().map_err(ApiError::bad_request)?;
+    faults
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     tracing::info!(?faults, "provider faults set");
     *st.faults.lock() = faults.clone();
     Ok(Json(faults))

@@ -30,7 +30,7 @@ pub fn start(ctx: &ServiceContext, db: &Db) -> Result<(), StartError> {
         return Ok(());
     }
     let sink = match ctx.name {
-        crate::ServiceName::Notifications => Sink::Notifications,
+        crate::Service::Notifications => Sink::Notifications,
         _ => Sink::Analytics,
     };
     let handler = Arc::new(SinkHandler {

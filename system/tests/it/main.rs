@@ -5,6 +5,9 @@
 //!
 //! - `breaker`: the circuit breaker as every service uses it, through
 //!   `ServiceClient`.
+//! - `oneshot`: every service's router in process (`tower`'s `oneshot`,
+//!   no sockets): routing, validation and the JSON error shape, the happy
+//!   paths, `/health` and `/info`, the gateway's key, limit and registry.
 //! - `sync_saga`: the synchronous order flow, end to end on loopback.
 //! - `common`: start the whole system on loopback, and talk to it.
 //!
@@ -12,4 +15,5 @@
 
 mod breaker;
 mod common;
+mod oneshot;
 mod sync_saga;

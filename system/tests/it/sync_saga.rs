@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gauntlet_system::{ServiceName, SystemConfig};
+use gauntlet_system::{Service, SystemConfig};
 use serde_json::json;
 
 use crate::common::{saga_steps, TestSystem};
@@ -26,18 +26,18 @@ async fn a_confirmed_order_takes_stock_charges_once_and_is_counted() {
     assert_eq!(charges[0]["status"], "CHARGED");
     assert_eq!(charges[0]["amount_cents"], 3750);
 
-    let (_, res) = t.get(&t.url(ServiceName::Catalog, "/reservations")).await;
+    let (_, res) = t.get(&t.url(Service::Catalog, "/reservations")).await;
     assert_eq!(
         res,
         json!([{"order_id": id, "product_id": product, "quantity": 3, "status": "COMMITTED"}])
     );
-    let (_, stats) = t.get(&t.url(ServiceName::Analytics, "/stats")).await;
+    let (_, stats) = t.get(&t.url(Service::Analytics, "/stats")).await;
     assert_eq!(stats["confirmed"], 1);
     assert_eq!(stats["revenue_cents"], 3750);
     assert_eq!(stats["top_products"][0]["product_id"], product);
     let (_, sent) = t
         .get(&t.url(
-            ServiceName::Notifications,
+            Service::Notifications,
             &format!("/notifications?order_id={id}"),
         ))
         .await;
@@ -92,9 +92,9 @@ async fn assert_compensated(t: &TestSystem, product: i64, stock: i64, order: &se
         charges.iter().all(|c| c["status"] != "CHARGED"),
         "{charges:?}"
     );
-    let (_, res) = t.get(&t.url(ServiceName::Catalog, "/reservations")).await;
+    let (_, res) = t.get(&t.url(Service::Catalog, "/reservations")).await;
     assert_eq!(res[0]["status"], "RELEASED", "{res}");
-    let (_, stats) = t.get(&t.url(ServiceName::Analytics, "/stats")).await;
+    let (_, stats) = t.get(&t.url(Service::Analytics, "/stats")).await;
     assert_eq!(stats["cancelled"], 1);
     assert_eq!(stats["revenue_cents"], 0);
 }
@@ -141,7 +141,7 @@ async fn a_lost_reply_is_retried_with_the_same_key_and_charges_exactly_once() {
     assert_eq!(charges.len(), 1, "exactly one charge: {charges:?}");
     assert_eq!(charges[0]["idempotency_key"], format!("order-{id}"));
     assert!(charges[0]["requests"].as_i64().unwrap() >= 2, "{charges:?}");
-    let (_, ledger) = t.get(&t.url(ServiceName::Provider, "/ledger")).await;
+    let (_, ledger) = t.get(&t.url(Service::Provider, "/ledger")).await;
     assert_eq!(ledger["net_cents"], 999);
     assert_eq!(ledger["orders_charged_twice"], json!([]));
     t.stop().await;
@@ -164,7 +164,7 @@ async fn the_same_idempotency_key_returns_the_same_order() {
     assert_eq!(s3, 201);
     assert_ne!(first["id"], other["id"]);
     assert_eq!(t.stock(product).await, 8, "two orders, not three");
-    let (_, all) = t.get(&t.url(ServiceName::Orders, "/orders")).await;
+    let (_, all) = t.get(&t.url(Service::Orders, "/orders")).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
     t.stop().await;
 }
@@ -198,9 +198,9 @@ async fn bad_requests_get_a_json_4xx_and_change_nothing() {
         );
     }
     assert_eq!(t.stock(product).await, 10);
-    let (_, all) = t.get(&t.url(ServiceName::Orders, "/orders")).await;
+    let (_, all) = t.get(&t.url(Service::Orders, "/orders")).await;
     assert_eq!(all, json!([]), "no order was written");
-    let (_, ledger) = t.get(&t.url(ServiceName::Provider, "/ledger")).await;
+    let (_, ledger) = t.get(&t.url(Service::Provider, "/ledger")).await;
     assert_eq!(ledger["charges"], 0);
     t.stop().await;
 }
@@ -221,7 +221,7 @@ async fn orders_restarted_mid_saga_finishes_it_without_charging_twice() {
             .await
             .map(|r| r.status().as_u16())
     });
-    let orders_url = t.url(ServiceName::Orders, "/orders?open=true");
+    let orders_url = t.url(Service::Orders, "/orders?open=true");
     let id = t
         .eventually(
             Duration::from_secs(10),
@@ -239,12 +239,12 @@ async fn orders_restarted_mid_saga_finishes_it_without_charging_twice() {
             },
         )
         .await;
-    assert!(t.system.crash(ServiceName::Orders).await);
+    assert!(t.system.crash(Service::Orders).await);
     // The client saw its connection die: its outcome is unknown to it.
     let seen = client.await.unwrap();
     assert!(seen.as_ref().map(|s| *s >= 500).unwrap_or(true), "{seen:?}");
     t.set_provider(json!({})).await;
-    t.system.restart(ServiceName::Orders).await.unwrap();
+    t.system.restart(Service::Orders).await.unwrap();
 
     let order_url = t.api(&format!("/api/orders/{id}"));
     let order = t
@@ -286,7 +286,7 @@ async fn orders_restarted_mid_saga_compensates_when_payment_then_fails() {
             .send()
             .await;
     });
-    let orders_url = t.url(ServiceName::Orders, "/orders?open=true");
+    let orders_url = t.url(Service::Orders, "/orders?open=true");
     let id = t
         .eventually(
             Duration::from_secs(10),
@@ -304,10 +304,10 @@ async fn orders_restarted_mid_saga_compensates_when_payment_then_fails() {
             },
         )
         .await;
-    t.system.crash(ServiceName::Orders).await;
+    t.system.crash(Service::Orders).await;
     client.await.unwrap();
     t.set_provider(json!({"decline_rate": 1.0})).await;
-    t.system.restart(ServiceName::Orders).await.unwrap();
+    t.system.restart(Service::Orders).await.unwrap();
     let order_url = t.api(&format!("/api/orders/{id}"));
     let order = t
         .eventually(

@@ -3,7 +3,7 @@
 
 use gauntlet::stack::{Stack, StackOptions};
 use gauntlet::timeline::{Network, Services, Target};
-use gauntlet_system::ServiceName;
+use gauntlet_system::Service;
 use serde_json::{json, Value};
 
 /// A running stack and an HTTP client that bypasses any proxy settings.
@@ -31,7 +31,7 @@ impl Harness {
     }
 
     /// A service's own URL for `path` (not through a proxy).
-    pub async fn url(&self, s: ServiceName, path: &str) -> String {
+    pub async fn url(&self, s: Service, path: &str) -> String {
         format!("{}{path}", self.stack.system.lock().await.url(s))
     }
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::client::{ClientError, ServiceClient, IDEMPOTENCY_KEY};
-use crate::config::ServiceName;
+use crate::config::Service;
 use crate::db::Db;
 use crate::error::{ApiError, Json, Path, Query};
 use crate::service::{Built, ServiceContext, StartError};
@@ -58,15 +58,7 @@ pub struct OrdersState {
     async_orders: Option<events::AsyncOrders>,
 }
 
-/// How an order is carried out: `sync`, a saga over HTTP while the client
-/// waits; `async`, events through Kafka after a 202.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Flow {
-    #[default]
-    Sync,
-    Async,
-}
+pub use gauntlet_model::Flow;
 
 /// An order to place. A `user_id` or `product_id` that does not exist is
 /// answered 422.
@@ -104,10 +96,10 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     let t = &ctx.telemetry;
     let saga = Saga {
         db: db.clone(),
-        catalog: ctx.client(ServiceName::Catalog)?,
-        payments: ctx.client(ServiceName::Payments)?,
-        notifications: ctx.client(ServiceName::Notifications)?,
-        analytics: ctx.client(ServiceName::Analytics)?,
+        catalog: ctx.client(Service::Catalog)?,
+        payments: ctx.client(Service::Payments)?,
+        notifications: ctx.client(Service::Notifications)?,
+        analytics: ctx.client(Service::Analytics)?,
         backoff: Arc::new(Backoff::new(
             MUST_SUCCEED_BACKOFF,
             ctx.config.seed_for("orders.saga"),
@@ -129,7 +121,7 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
     };
     let state = OrdersState {
         db: db.clone(),
-        users: ctx.client(ServiceName::Users)?,
+        users: ctx.client(Service::Users)?,
         catalog: saga.catalog.clone(),
         saga: saga.clone(),
         async_orders,
@@ -231,10 +223,7 @@ async fn place(
         product_id: product.id,
         quantity: req.quantity,
         total_cents,
-        flow: match req.flow {
-            Flow::Sync => "sync",
-            Flow::Async => "async",
-        },
+        flow: req.flow.as_str(),
         idempotency_key: key.as_deref(),
     };
     if let Some(async_orders) = &st.async_orders {

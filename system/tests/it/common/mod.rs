@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gauntlet_system::{ServiceName, System, SystemConfig, SystemOptions};
+use gauntlet_system::{Service, System, SystemConfig, SystemOptions};
 use serde_json::{json, Value};
 
 pub struct TestSystem {
@@ -25,12 +25,12 @@ impl TestSystem {
         }
     }
 
-    pub fn url(&self, service: ServiceName, path: &str) -> String {
+    pub fn url(&self, service: Service, path: &str) -> String {
         format!("{}{path}", self.system.url(service))
     }
 
     pub fn api(&self, path: &str) -> String {
-        self.url(ServiceName::Gateway, path)
+        self.url(Service::Gateway, path)
     }
 
     pub async fn get(&self, url: &str) -> (u16, Value) {
@@ -99,7 +99,7 @@ impl TestSystem {
     pub async fn set_provider(&self, faults: Value) {
         let r = self
             .http
-            .put(self.url(ServiceName::Provider, "/admin/faults"))
+            .put(self.url(Service::Provider, "/admin/faults"))
             .json(&faults)
             .send()
             .await
@@ -116,7 +116,7 @@ impl TestSystem {
 
     pub async fn provider_charges(&self, order: i64) -> Vec<Value> {
         let (_, v) = self
-            .get(&self.url(ServiceName::Provider, &format!("/charges?order_id={order}")))
+            .get(&self.url(Service::Provider, &format!("/charges?order_id={order}")))
             .await;
         v.as_array().cloned().unwrap_or_default()
     }
