@@ -11,7 +11,6 @@ use gauntlet_system::{Service, SystemConfig, SystemOptions};
 
 use super::collect::Probe;
 use super::leg::LegError;
-use super::plan;
 use crate::stack::{Kafka, Stack, StackOptions};
 use crate::timeline::{Network, Services};
 
@@ -106,13 +105,13 @@ pub(super) async fn set_provider(sut: &Sut, scenario: &Scenario) -> Result<(), S
     let Some(provider) = sut.probe.urls.get(&Service::Provider) else {
         return Ok(());
     };
-    let faults = plan::system_config(scenario)?.provider;
+    let faults = &scenario.system.provider;
     let url = format!("{}/admin/faults", provider.trim_end_matches('/'));
     let resp = sut
         .probe
         .http
         .put(&url)
-        .json(&faults)
+        .json(faults)
         .send()
         .await
         .map_err(|e| format!("setting the provider's behaviour: PUT {url}: {e}"))?;

@@ -27,6 +27,23 @@ const READ_TOPIC_TIMEOUT: Duration = Duration::from_secs(20);
 /// The services whose clients have breakers (they call other services).
 pub const CALLERS: [Service; 3] = [Service::Gateway, Service::Orders, Service::Payments];
 
+/// Why a read of the system failed: each names the request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("no address for the {0} service")]
+    NoAddress(Service),
+    #[error("GET {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("GET {url}: {status}: {body}")]
+    Refused {
+        url: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("GET {url}: unreadable answer: {source}")]
+    Unreadable { url: String, source: reqwest::Error },
+}
+
 /// Where each service answers, directly (not through a fault proxy: the
 /// harness reads the system's state, it does not take part in it).
 #[derive(Debug, Clone)]
@@ -36,11 +53,11 @@ pub struct Probe {
 }
 
 impl Probe {
-    fn url(&self, service: Service, path: &str) -> Result<String, String> {
+    fn url(&self, service: Service, path: &str) -> Result<String, ProbeError> {
         self.urls
             .get(&service)
             .map(|base| format!("{}{path}", base.trim_end_matches('/')))
-            .ok_or_else(|| format!("no address for the {service} service"))
+            .ok_or(ProbeError::NoAddress(service))
     }
 
     /// `GET` a JSON answer from one service.
@@ -48,33 +65,31 @@ impl Probe {
         &self,
         service: Service,
         path: &str,
-    ) -> Result<T, String> {
+    ) -> Result<T, ProbeError> {
         let url = self.url(service, path)?;
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = match self.http.get(&url).send().await {
+            Ok(resp) => resp,
+            Err(source) => return Err(ProbeError::Unreachable { url, source }),
+        };
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
-            return Err(format!("GET {url}: {status}: {body}"));
+            return Err(ProbeError::Refused { url, status, body });
         }
         resp.json::<T>()
             .await
-            .map_err(|e| format!("GET {url}: unreadable answer: {e}"))
+            .map_err(|source| ProbeError::Unreadable { url, source })
     }
 
     /// Orders not yet terminal (at most `limit` of them).
-    pub async fn open_orders(&self, limit: usize) -> Result<Vec<Order>, String> {
+    pub async fn open_orders(&self, limit: usize) -> Result<Vec<Order>, ProbeError> {
         self.get(Service::Orders, &format!("/orders?open=true&limit={limit}"))
             .await
     }
 
     /// Everything the invariants read, from every service's database.
     /// `events` is filled separately (it comes from the broker).
-    pub async fn final_state(&self) -> Result<FinalState, String> {
+    pub async fn final_state(&self) -> Result<FinalState, ProbeError> {
         let orders: Vec<Order> = self
             .all_pages(Service::Orders, "/orders", ORDERS_PAGE, |o: &Order| o.id)
             .await?;
@@ -109,7 +124,7 @@ impl Probe {
         path: &str,
         page: usize,
         id: fn(&T) -> i64,
-    ) -> Result<Vec<T>, String> {
+    ) -> Result<Vec<T>, ProbeError> {
         let mut rows: Vec<T> = Vec::new();
         loop {
             let after = rows.last().map_or(0, id);
@@ -125,12 +140,12 @@ impl Probe {
     }
 
     /// One service's `/events`.
-    pub async fn events(&self, service: Service) -> Result<EventsView, String> {
+    pub async fn events(&self, service: Service) -> Result<EventsView, ProbeError> {
         self.get(service, "/events").await
     }
 
     /// One service's `/circuit-breakers`.
-    pub async fn breakers(&self, service: Service) -> Result<BreakersView, String> {
+    pub async fn breakers(&self, service: Service) -> Result<BreakersView, ProbeError> {
         self.get(service, "/circuit-breakers").await
     }
 }

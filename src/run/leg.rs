@@ -95,7 +95,7 @@ pub async fn run_leg(
 ) -> Result<Leg, LegError> {
     let flow_name = flow.as_str();
     let uses_events = flow.uses_events();
-    let config = plan::system_config(scenario).map_err(LegError::Start)?;
+    let config = plan::system_config(scenario).map_err(|e| LegError::Start(e.to_string()))?;
     let steps = steps::flow_steps(scenario.faults.clone(), uses_events);
 
     let http = reqwest::Client::builder()

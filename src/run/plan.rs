@@ -16,10 +16,21 @@ use gauntlet_system::SystemConfig;
 /// beyond the pool wait, and their wait counts as latency.
 pub const EXPECTED_LATENCY: Duration = Duration::from_millis(500);
 
+/// What in a scenario the system's configuration cannot take, by the
+/// scenario key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("system.provider: {0}")]
+    Provider(#[from] gauntlet_model::RateOutOfRange),
+    /// Every problem with the gateway's settings.
+    #[error("system.gateway: {}", .0.join("; "))]
+    Gateway(Vec<String>),
+}
+
 /// The system's configuration: the scenario's seed, link overrides on
 /// each link's defaults, the provider's behaviour, and the gateway's JWTs
 /// and rate limits.
-pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
+pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, PlanError> {
     let mut config = SystemConfig {
         seed: scenario.seed,
         ..SystemConfig::default()
@@ -30,7 +41,7 @@ pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
             .insert(link.clone(), apply_override(default_resilience(link), o));
     }
     config.provider = scenario.system.provider.clone();
-    config.provider.validate().map_err(|e| e.to_string())?;
+    config.provider.validate()?;
     let gateway = &scenario.system.gateway;
     if let Some(a) = &gateway.auth {
         config.gateway.auth = Some(AuthConfig {
@@ -48,10 +59,7 @@ pub fn system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
             global_burst: l.global_burst,
         };
     }
-    config
-        .gateway
-        .validate()
-        .map_err(|errors| format!("system.gateway: {}", errors.join("; ")))?;
+    config.gateway.validate().map_err(PlanError::Gateway)?;
     Ok(config)
 }
 
@@ -156,11 +164,7 @@ pub fn load_config(
 pub fn preflight(scenario: &Scenario) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = system_config(scenario) {
-        if e.starts_with("system.gateway") {
-            problems.push(e);
-        } else {
-            problems.push(format!("system.provider: {e}"));
-        }
+        problems.push(e.to_string());
     }
     let base = scenario
         .system

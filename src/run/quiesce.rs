@@ -92,14 +92,15 @@ impl Settling {
 
 /// What is still moving, or `None` when the system is quiet.
 async fn unsettled(services: &Probe, bootstrap: Option<&str>) -> Option<String> {
-    if let Some(why) = orders_unsettled(services.open_orders(5).await) {
+    if let Some(why) = orders_unsettled(services.open_orders(5).await.map_err(|e| e.to_string())) {
         return Some(why);
     }
     let bootstrap = bootstrap?;
     // A service whose address is not known (a system running elsewhere)
     // is left to the broker's accounting below.
     for s in consumer_services().filter(|s| services.urls.contains_key(s)) {
-        if let Some(why) = service_unsettled(s, services.events(s).await) {
+        if let Some(why) = service_unsettled(s, services.events(s).await.map_err(|e| e.to_string()))
+        {
             return Some(why);
         }
     }
