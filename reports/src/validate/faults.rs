@@ -86,20 +86,14 @@ fn action(cx: &mut Ctx<'_>, node: &Node, path: &str, flow: FlowChoice) {
         "crash" => {
             if let Some(e) = cx.require(t, node, path, "service", "the service to kill") {
                 let p = join(path, "service");
-                if let Some(s) = cx.string(&e.node, &p, "a service name") {
-                    if Service::from_name(s).is_none() {
-                        let hint = nearest(s, &Service::NAMES)
-                            .map(|n| format!("; did you mean `{n}`?"))
-                            .unwrap_or_default();
-                        cx.report(
-                            e.node.span.clone(),
-                            format!(
-                                "`{p}`: unknown service `{s}`{hint} (services: {})",
-                                Service::NAMES.join(", ")
-                            ),
-                        );
-                    }
-                }
+                known(
+                    cx,
+                    &e.node,
+                    &p,
+                    "a service name",
+                    ("service", "services"),
+                    &Service::NAMES,
+                );
             }
         }
         "provider" => {
@@ -116,20 +110,15 @@ fn action(cx: &mut Ctx<'_>, node: &Node, path: &str, flow: FlowChoice) {
         "pause_consumer" => {
             if let Some(e) = cx.require(t, node, path, "group", "the consumer group to pause") {
                 let p = join(path, "group");
-                if let Some(g) = cx.string(&e.node, &p, "a consumer group name") {
-                    if !CONSUMER_GROUPS.contains(&g) {
-                        let hint = nearest(g, &CONSUMER_GROUPS)
-                            .map(|n| format!("; did you mean `{n}`?"))
-                            .unwrap_or_default();
-                        cx.report(
-                            e.node.span.clone(),
-                            format!(
-                                "`{p}`: unknown consumer group `{g}`{hint} (groups: {})",
-                                CONSUMER_GROUPS.join(", ")
-                            ),
-                        );
-                    }
-                }
+                let what = ("consumer group", "groups");
+                known(
+                    cx,
+                    &e.node,
+                    &p,
+                    "a consumer group name",
+                    what,
+                    &CONSUMER_GROUPS,
+                );
             }
             event_path_only(cx, &ty.node, path, kind, flow);
         }
@@ -178,18 +167,35 @@ fn link(cx: &mut Ctx<'_>, t: &Table, node: &Node, path: &str) {
         return;
     };
     let p = join(path, "link");
-    let Some(l) = cx.string(&e.node, &p, "a link name such as \"orders->payments\"") else {
+    let expected = "a link name such as \"orders->payments\"";
+    known(cx, &e.node, &p, expected, ("link", "links"), &LINKS);
+}
+
+/// A string that must be one of `names`: an unknown one is reported with
+/// the nearest name (a typo's likely intent) and the whole list.
+/// `what` is the singular and plural of what the names are.
+fn known(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    expected: &str,
+    what: (&str, &str),
+    names: &[&str],
+) {
+    let Some(s) = cx.string(node, path, expected) else {
         return;
     };
-    if !LINKS.contains(&l) {
-        let hint = nearest(l, &LINKS)
+    if !names.contains(&s) {
+        let hint = nearest(s, names)
             .map(|n| format!("; did you mean `{n}`?"))
             .unwrap_or_default();
         cx.report(
-            e.node.span.clone(),
+            node.span.clone(),
             format!(
-                "`{p}`: unknown link `{l}`{hint} (links: {})",
-                LINKS.join(", ")
+                "`{path}`: unknown {} `{s}`{hint} ({}: {})",
+                what.0,
+                what.1,
+                names.join(", ")
             ),
         );
     }
