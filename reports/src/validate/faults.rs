@@ -110,13 +110,12 @@ fn action(cx: &mut Ctx<'_>, node: &Node, path: &str, flow: FlowChoice) {
         "pause_consumer" => {
             if let Some(e) = cx.require(t, node, path, "group", "the consumer group to pause") {
                 let p = join(path, "group");
-                let what = ("consumer group", "groups");
                 known(
                     cx,
                     &e.node,
                     &p,
                     "a consumer group name",
-                    what,
+                    ("consumer group", "groups"),
                     &CONSUMER_GROUPS,
                 );
             }
