@@ -367,10 +367,21 @@ struct RawLoad {
     warmup: Duration,
 }
 
-impl TryFrom<RawLoad> for Load {
-    type Error = String;
+/// A `[load]` table that names no model, or both.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadShapeError {
+    #[error("load: the closed model (users) needs a duration")]
+    ClosedWithoutDuration,
+    #[error("load: rate (open model) and users (closed model) exclude each other")]
+    BothModels,
+    #[error("load: needs rate (open model) or users (closed model)")]
+    NoModel,
+}
 
-    fn try_from(raw: RawLoad) -> Result<Self, String> {
+impl TryFrom<RawLoad> for Load {
+    type Error = LoadShapeError;
+
+    fn try_from(raw: RawLoad) -> Result<Self, LoadShapeError> {
         let model = match (raw.rate, raw.users) {
             (Some(stages), None) => LoadModel::Open {
                 start_rate: raw.start_rate,
@@ -380,18 +391,10 @@ impl TryFrom<RawLoad> for Load {
                 users,
                 increase_per_sec: raw.increase_per_sec.unwrap_or(users),
                 think_time: raw.think_time.unwrap_or_default(),
-                duration: raw
-                    .duration
-                    .ok_or("load: the closed model (users) needs a duration")?,
+                duration: raw.duration.ok_or(LoadShapeError::ClosedWithoutDuration)?,
             },
-            (Some(_), Some(_)) => {
-                return Err(
-                    "load: rate (open model) and users (closed model) exclude each other".into(),
-                )
-            }
-            (None, None) => {
-                return Err("load: needs rate (open model) or users (closed model)".into())
-            }
+            (Some(_), Some(_)) => return Err(LoadShapeError::BothModels),
+            (None, None) => return Err(LoadShapeError::NoModel),
         };
         Ok(Load {
             model,

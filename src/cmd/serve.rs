@@ -74,11 +74,11 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-fn parse_peer(s: &str) -> Result<(Service, String), String> {
+fn parse_peer(s: &str) -> anyhow::Result<(Service, String)> {
     let (name, url) = s
         .split_once('=')
-        .ok_or_else(|| format!("expected name=url, got '{s}'"))?;
-    let name = name.parse::<Service>().map_err(|e| e.to_string())?;
+        .ok_or_else(|| anyhow::anyhow!("expected name=url, got '{s}'"))?;
+    let name = name.parse::<Service>()?;
     Ok((name, url.to_string()))
 }
 

@@ -29,7 +29,7 @@ pub fn check(file: &Path) -> Option<Scenario> {
             return None;
         }
     };
-    let problems = gauntlet::run::plan::preflight(&scenario);
+    let problems = gauntlet::run::preflight::preflight(&scenario);
     if problems.is_empty() {
         return Some(scenario);
     }

@@ -99,9 +99,22 @@ fn run_tag() -> String {
     format!("{}", gauntlet_system::db::now_ms())
 }
 
+/// Why the provider of a system running elsewhere did not take the
+/// scenario's behaviour.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("setting the provider's behaviour: PUT {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("setting the provider's behaviour: PUT {url}: {status}")]
+    Refused {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+}
+
 /// A system running elsewhere gets the scenario's provider behaviour
 /// through the provider's own API (the embedded one is started with it).
-pub(super) async fn set_provider(sut: &Sut, scenario: &Scenario) -> Result<(), String> {
+pub(super) async fn set_provider(sut: &Sut, scenario: &Scenario) -> Result<(), ProviderError> {
     let Some(provider) = sut.probe.urls.get(&Service::Provider) else {
         return Ok(());
     };
@@ -114,12 +127,13 @@ pub(super) async fn set_provider(sut: &Sut, scenario: &Scenario) -> Result<(), S
         .json(faults)
         .send()
         .await
-        .map_err(|e| format!("setting the provider's behaviour: PUT {url}: {e}"))?;
+        .map_err(|source| ProviderError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
     if !resp.status().is_success() {
-        return Err(format!(
-            "setting the provider's behaviour: PUT {url}: {}",
-            resp.status()
-        ));
+        let status = resp.status();
+        return Err(ProviderError::Refused { url, status });
     }
     Ok(())
 }

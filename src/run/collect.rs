@@ -1,18 +1,15 @@
 //! Reading the system after (and while) the load runs, through the same
 //! HTTP endpoints an operator would use: each service's own read endpoints
 //! for the final state, `/circuit-breakers` for breaker transitions and
-//! retries, `/events` for outbox backlog and consumer lag; and the broker
-//! itself for the event accounting.
+//! retries, `/events` for outbox backlog and consumer lag. The broker's
+//! own accounts of the event path are in `accounts.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use gauntlet_events::dlq::{DLQ_GROUP, DLQ_ORIGINAL_TOPIC};
 use gauntlet_reports::report::BreakerTransition;
 use gauntlet_reports::state::{
-    FinalState, Ledger, Notification, Order, Product, ProviderCharge, Reservation, TopicEvents,
+    FinalState, Ledger, Notification, Order, Product, ProviderCharge, Reservation,
 };
-use gauntlet_system::events::SUBSCRIPTIONS;
 use gauntlet_system::Service;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -21,8 +18,6 @@ use serde::Deserialize;
 const ORDERS_PAGE: usize = 10_000;
 /// Page size when reading products (the endpoint's maximum).
 const PRODUCTS_PAGE: usize = 1_000;
-/// How long reading one topic to its end may take.
-const READ_TOPIC_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The services whose clients have breakers (they call other services).
 pub const CALLERS: [Service; 3] = [Service::Gateway, Service::Orders, Service::Payments];
@@ -258,84 +253,6 @@ impl BreakerLog {
             .map(|(l, (carried, last))| (l.clone(), carried + last))
             .collect()
     }
-}
-
-/// How far one consumer group is through one topic.
-#[derive(Debug, Clone)]
-pub struct GroupProgress {
-    pub topic: &'static str,
-    pub group: &'static str,
-    /// Messages in the topic.
-    pub produced: u64,
-    /// The group's committed offsets, summed: messages it is done with
-    /// (handled or dead-lettered).
-    pub committed: u64,
-}
-
-/// Every (topic, group) pair's progress, read from the broker: cheap
-/// enough to poll (no topic is read through).
-pub async fn event_progress(bootstrap: &str) -> Result<Vec<GroupProgress>, String> {
-    use gauntlet_events::inspect;
-    let mut out = Vec::new();
-    for (service, topics) in SUBSCRIPTIONS {
-        let group = service.as_str();
-        for topic in topics.iter().copied() {
-            let produced = inspect::topic_size(bootstrap, topic)
-                .await
-                .map_err(|e| format!("sizing {topic}: {e}"))?;
-            let committed: i64 = inspect::committed_offsets(bootstrap, group, topic)
-                .await
-                .map_err(|e| format!("committed offsets of {group} on {topic}: {e}"))?
-                .iter()
-                .filter_map(|(_, o)| *o)
-                .sum();
-            out.push(GroupProgress {
-                topic,
-                group,
-                produced: produced.max(0) as u64,
-                committed: committed.max(0) as u64,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Every (topic, group) account of the event path, read from the broker:
-/// produced = messages in the topic; dead-lettered = messages in
-/// `<topic>.dlq` the group put there; consumed = the group's committed
-/// offsets (everything it finished with) less what it dead-lettered.
-pub async fn event_accounts(bootstrap: &str) -> Result<Vec<TopicEvents>, String> {
-    let mut dead: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for topic in gauntlet_system::events::TOPICS {
-        let dlq = gauntlet_events::dlq_topic(topic);
-        let letters = gauntlet_events::inspect::read_topic(bootstrap, &dlq, READ_TOPIC_TIMEOUT)
-            .await
-            .map_err(|e| format!("reading {dlq}: {e}"))?;
-        for d in letters {
-            let group = d.header_str(DLQ_GROUP).unwrap_or_default();
-            let original = d
-                .header_str(DLQ_ORIGINAL_TOPIC)
-                .unwrap_or_else(|| topic.to_string());
-            *dead.entry((original, group)).or_default() += 1;
-        }
-    }
-    Ok(event_progress(bootstrap)
-        .await?
-        .into_iter()
-        .map(|p| {
-            let dead_lettered = dead
-                .get(&(p.topic.to_string(), p.group.to_string()))
-                .copied()
-                .unwrap_or(0);
-            TopicEvents {
-                topic: p.topic.to_string(),
-                group: Some(p.group.to_string()),
-                produced: p.produced,
-                consumed: p.committed.saturating_sub(dead_lettered),
-                dead_lettered,
-            }
-        })
-        .collect())
 }
 
 #[cfg(test)]

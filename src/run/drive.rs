@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::accounts::event_accounts;
 use super::attach::Sut;
-use super::collect::event_accounts;
 use super::history::to_history;
 use super::leg::{Leg, LegError};
 use super::plan;
@@ -53,9 +53,7 @@ pub(super) async fn drive(
     // the difference.
     let attached = matches!(sut.services, Services::External { .. });
     let events_before = match bootstrap.as_deref() {
-        Some(b) if attached => event_accounts(b)
-            .await
-            .map_err(|e| LegError::Start(format!("reading the event path: {e}")))?,
+        Some(b) if attached => event_accounts(b).await?,
         _ => Vec::new(),
     };
 
@@ -91,8 +89,7 @@ pub(super) async fn drive(
         scenario.seed,
         load_config.token.as_ref(),
     )
-    .await
-    .map_err(LegError::Start)?;
+    .await?;
 
     progress.phase(flow_name, "setting up the load");
     let line = progress.clone();

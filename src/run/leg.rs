@@ -29,6 +29,12 @@ use crate::timeline::FaultRecord;
 pub enum LegError {
     #[error("cannot start the system: {0}")]
     Start(String),
+    #[error("cannot start the system: {0}")]
+    Provider(#[from] super::attach::ProviderError),
+    #[error("cannot start the system: {0}")]
+    Stock(#[from] super::stock::StockError),
+    #[error("cannot start the system: reading the event path: {0}")]
+    Accounts(#[from] super::accounts::AccountError),
     #[error("the load generator could not run: {0}")]
     Load(String),
 }
@@ -107,9 +113,7 @@ pub async fn run_leg(
         Some(external) => {
             progress.phase(flow_name, "attaching to the system");
             let sut = attach::attach(external, flow_name, &http);
-            attach::set_provider(&sut, scenario)
-                .await
-                .map_err(LegError::Start)?;
+            attach::set_provider(&sut, scenario).await?;
             (sut, None)
         }
         None => {

@@ -11,6 +11,7 @@
 //! # Layout
 //!
 //! - `plan.rs`: the scenario as system, load and timeline configurations;
+//! - `preflight.rs`: what those configurations cannot take, found first;
 //! - `leg.rs`: one flow's run, step by step, and what it produced; each
 //!   step in a file of its own, in the order they run:
 //!   - `steps.rs`: the fault steps the flow runs (sync has no event path);
@@ -25,18 +26,23 @@
 //!   - `readback.rs`: the final state, and this run's event accounts;
 //!   - `history.rs`: the load generator's operations as the report's
 //!     history;
-//! - `collect.rs`: reading the system back (HTTP and broker);
+//! - `collect.rs`: reading the system back over HTTP;
+//! - `accounts.rs`: the event path's accounts, from the broker;
 //! - `figures/`: the report and the metrics gates read, from the legs,
 //!   one file per section of the report;
+//! - `files.rs`: the run directory, and the baseline a run keeps;
 //! - `progress.rs`, `summary.rs`: what the terminal shows.
 
+mod accounts;
 mod attach;
 mod collect;
 mod drive;
 mod figures;
+mod files;
 mod history;
 mod leg;
 pub mod plan;
+pub mod preflight;
 mod progress;
 mod quiesce;
 mod readback;
@@ -45,7 +51,7 @@ mod steps;
 mod stock;
 mod summary;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use gauntlet_model::Flow;
@@ -54,6 +60,8 @@ use gauntlet_reports::scenario::Scenario;
 use gauntlet_reports::{html, write_json, write_junit, Report};
 use tokio_util::sync::CancellationToken;
 
+pub use files::safe_name;
+use files::{run_dir, save_baseline};
 pub use leg::LegError;
 pub use progress::ProgressLine;
 pub use summary::summary;
@@ -144,7 +152,7 @@ pub async fn run(
     opts: &RunOptions,
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
-    let problems = plan::preflight(scenario);
+    let problems = preflight::preflight(scenario);
     if !problems.is_empty() {
         return Err(RunError::Invalid(problems.join("; ")));
     }
@@ -248,105 +256,4 @@ pub async fn run(
         report_html,
         notes,
     })
-}
-
-/// Copies a run's reports into `keep` (created; earlier ones replaced),
-/// where `run --baseline` and `compare` read them.
-fn save_baseline(dir: &Path, keep: &Path) -> Result<(), RunError> {
-    let err = |source| RunError::SaveBaseline {
-        path: keep.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(keep).map_err(err)?;
-    for name in [
-        gauntlet_reports::report::REPORT_JSON,
-        html::REPORT_HTML,
-        gauntlet_reports::junit::JUNIT_XML,
-    ] {
-        std::fs::copy(dir.join(name), keep.join(name)).map_err(err)?;
-    }
-    Ok(())
-}
-
-/// A scenario name as a file name: anything but ASCII letters, digits,
-/// `-` and `_` becomes `-`.
-pub fn safe_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// `<out>/<scenario>-<UTC timestamp>`, new (a suffix if two runs start in
-/// the same second).
-fn run_dir(out: &Path, name: &str) -> Result<PathBuf, RunError> {
-    let stamp = utc_stamp(std::time::SystemTime::now());
-    let safe = safe_name(name);
-    std::fs::create_dir_all(out).map_err(|source| RunError::RunDir {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    for n in 1.. {
-        let leaf = if n == 1 {
-            format!("{safe}-{stamp}")
-        } else {
-            format!("{safe}-{stamp}-{n}")
-        };
-        let path = out.join(leaf);
-        match std::fs::create_dir(&path) {
-            Ok(()) => return Ok(path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(RunError::RunDir { path, source }),
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-/// `YYYYMMDDTHHMMSSZ` in UTC: humantime's RFC 3339 form
-/// (`2026-11-21T08:26:30Z`) without its separators.
-fn utc_stamp(t: std::time::SystemTime) -> String {
-    use std::time::{Duration, UNIX_EPOCH};
-    // humantime formats 1970 to 9999 and panics outside: a clock before
-    // 1970 names the directory by the epoch, as it always has.
-    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
-    let t = t.clamp(UNIX_EPOCH, UNIX_EPOCH + LAST);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replace(['-', ':'], "")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn run_directories_are_named_by_utc_time() {
-        // 2026-11-21 08:26:30 UTC.
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_249_590);
-        assert_eq!(utc_stamp(t), "20261121T082630Z");
-        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
-        // A leap day.
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(utc_stamp(t), "20000229T000000Z");
-    }
-
-    #[test]
-    fn two_runs_in_one_second_get_two_directories() {
-        let out = tempfile::tempdir().unwrap();
-        let a = run_dir(out.path(), "quick start").unwrap();
-        let b = run_dir(out.path(), "quick start").unwrap();
-        assert_ne!(a, b);
-        assert!(a
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("quick-start-"));
-    }
 }

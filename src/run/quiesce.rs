@@ -12,7 +12,8 @@ use gauntlet_system::Service;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::collect::{event_progress, EventsView, GroupProgress, Probe};
+use super::accounts::{event_progress, GroupProgress};
+use super::collect::{EventsView, Probe};
 use super::leg::Quiesce;
 use super::sample::consumer_services;
 
@@ -105,7 +106,7 @@ async fn unsettled(services: &Probe, bootstrap: Option<&str>) -> Option<String> 
         }
     }
     // Committed through the end: every event handled or dead-lettered.
-    progress_unsettled(event_progress(bootstrap).await)
+    progress_unsettled(event_progress(bootstrap).await.map_err(|e| e.to_string()))
 }
 
 /// Orders not yet terminal (the first few of them), or unreadable.

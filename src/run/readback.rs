@@ -4,7 +4,8 @@
 
 use gauntlet_reports::state::{FinalState, TopicEvents};
 
-use super::collect::{event_accounts, Probe};
+use super::accounts::event_accounts;
+use super::collect::Probe;
 
 /// What reading the system back found.
 pub(super) struct ReadBack {

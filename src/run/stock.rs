@@ -14,6 +14,21 @@ pub const INITIAL_STOCK: i64 = 1_000_000;
 /// limit refuses it (429), each after the `Retry-After` it gave.
 const STOCK_TRIES: u32 = 30;
 
+/// Why the catalog could not be stocked: each names the request.
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    #[error("stocking the catalog: {0}")]
+    Token(#[from] loadgen::TokenError),
+    #[error("stocking the catalog: POST {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("stocking the catalog: POST {url}: {status}: {body}")]
+    Refused {
+        url: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+}
+
 /// Creates the catalog the load orders from, through the gateway as any
 /// client would (before the load, so outside every figure): prices from
 /// 1.00 to 99.00, from the seed. With JWTs on, it signs a token of its own
@@ -23,12 +38,11 @@ pub(super) async fn stock_catalog(
     gateway: &str,
     seed: u64,
     token: Option<&loadgen::TokenConfig>,
-) -> Result<(), String> {
+) -> Result<(), StockError> {
     let url = format!("{gateway}/api/products");
     let bearer = token
         .map(|t| t.sign("harness", Duration::from_secs(600)))
-        .transpose()
-        .map_err(|e| format!("stocking the catalog: {e}"))?;
+        .transpose()?;
     for i in 0..PRODUCTS {
         let price = 100 + (seed.wrapping_mul(31).wrapping_add(u64::from(i) * 977) % 9_800);
         let body = serde_json::json!({
@@ -42,10 +56,10 @@ pub(super) async fn stock_catalog(
             if let Some(b) = &bearer {
                 req = req.bearer_auth(b);
             }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| format!("stocking the catalog: POST {url}: {e}"))?;
+            let resp = req.send().await.map_err(|source| StockError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
             tries += 1;
             if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS || tries >= STOCK_TRIES {
                 break resp;
@@ -62,10 +76,8 @@ pub(super) async fn stock_catalog(
         };
         if !resp.status().is_success() {
             let status = resp.status();
-            let text = resp.text().await.unwrap_or_default();
-            return Err(format!(
-                "stocking the catalog: POST {url}: {status}: {text}"
-            ));
+            let body = resp.text().await.unwrap_or_default();
+            return Err(StockError::Refused { url, status, body });
         }
     }
     Ok(())

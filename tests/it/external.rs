@@ -67,7 +67,7 @@ action = {{ type = "poison", topic = "orders", count = 1 }}
         gateway = stack.gateway_url(),
     );
     let scenario = parse_scenario("attached.toml", &text).expect("valid scenario");
-    assert!(run::plan::preflight(&scenario).is_empty());
+    assert!(run::preflight::preflight(&scenario).is_empty());
     let out = tempfile::tempdir().expect("temp dir");
     let opts = RunOptions {
         out_dir: out.path().to_path_buf(),
