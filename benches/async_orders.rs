@@ -16,21 +16,15 @@
 //!
 //! `cargo bench --bench async_orders -- --find [--from 100 --seconds 20]`
 
+mod common;
+use common::arg;
+
 use std::time::{Duration, Instant};
 
 use gauntlet::stack::{Kafka, Stack, StackOptions};
 use gauntlet_system::Service;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let find = std::env::args().any(|a| a == "--find");
