@@ -3,16 +3,18 @@
 //!
 //! SQLite allows one writer at a time. Rather than let concurrent write
 //! transactions race for the lock (and fail with `SQLITE_BUSY` when a read
-//! transaction tries to upgrade), every write goes through a one-connection
-//! pool, and reads through a separate pool that WAL lets run alongside.
+//! transaction tries to upgrade), every write goes through one held
+//! connection (a [`Writer`]: writers queue for it), and reads through a
+//! pool that WAL lets run alongside.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use gauntlet_events::Writer;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{ConnectOptions, SqlitePool};
 
 /// How long a statement waits for the database lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +35,7 @@ pub enum DbError {
 /// A service's database: one writer connection, a few readers.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pub write: SqlitePool,
+    pub write: Writer,
     pub read: SqlitePool,
     path: PathBuf,
 }
@@ -53,24 +55,27 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_err)?;
+        let mut write = options.connect().await.map_err(open_err)?;
         migrator
-            .run(&write)
+            .run(&mut write)
             .await
             .map_err(|source| DbError::Migrate {
                 path: path.clone(),
                 source,
             })?;
+        // A file's connection does not drop out from under us: no ping
+        // (a round trip to the connection's thread) before each use.
         let read = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(open_err)?;
-        Ok(Self { write, read, path })
+        Ok(Self {
+            write: Writer::new(write),
+            read,
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -175,10 +175,10 @@ pub struct Bus {
     relays: Mutex<Vec<Relay>>,
 }
 
-/// One outbox relay: its figures and the database it drains.
+/// One outbox relay: its figures and (a reader of) the database it drains.
 struct Relay {
     stats: Arc<RelayStats>,
-    pool: sqlx::SqlitePool,
+    read: sqlx::SqlitePool,
 }
 
 impl std::fmt::Debug for Bus {
@@ -243,17 +243,17 @@ impl Bus {
         Ok(())
     }
 
-    /// A relay publishing `pool`'s outbox; returns the loop to run and the
-    /// notifier to poke after each commit.
+    /// A relay publishing the outbox of `db`; returns the loop to run and
+    /// the notifier to poke after each commit.
     pub fn relay(
         &self,
-        pool: sqlx::SqlitePool,
+        db: &crate::db::Db,
         producer: EventProducer,
         share: Share,
         seed: u64,
     ) -> (futures::future::BoxFuture<'static, ()>, Arc<Notify>) {
         let relay = OutboxRelay::new(
-            pool.clone(),
+            db.write.clone(),
             producer,
             RelaySettings {
                 seed,
@@ -270,7 +270,7 @@ impl Bus {
         let notify = relay.notifier();
         self.relays.lock().push(Relay {
             stats: relay.stats(),
-            pool,
+            read: db.read.clone(),
         });
         // The loop lives inside its service's task and ends with it.
         (Box::pin(relay.run(CancellationToken::new())), notify)
@@ -287,7 +287,7 @@ impl Bus {
     /// Outbox rows not yet published, over every relay of this service.
     pub async fn outbox_backlog(&self) -> Result<i64, sqlx::Error> {
         let pools: Vec<sqlx::SqlitePool> =
-            self.relays.lock().iter().map(|r| r.pool.clone()).collect();
+            self.relays.lock().iter().map(|r| r.read.clone()).collect();
         let mut total = 0;
         for pool in pools {
             total += gauntlet_events::outbox::backlog(&pool).await?;

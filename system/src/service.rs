@@ -129,9 +129,7 @@ impl ServiceContext {
         built: &mut Built,
     ) -> Arc<tokio::sync::Notify> {
         let seed = self.config.seed_for(&format!("{}.relay", self.name));
-        let (relay, notify) = self
-            .bus
-            .relay(db.write.clone(), producer, self.instance.share, seed);
+        let (relay, notify) = self.bus.relay(db, producer, self.instance.share, seed);
         built.background.push(relay);
         notify
     }

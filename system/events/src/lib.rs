@@ -132,6 +132,7 @@ pub mod stats;
 pub mod topics;
 pub mod trace;
 mod watermarks;
+pub mod writer;
 
 pub use backoff::RetrySettings;
 pub use broker::EmbeddedBroker;
@@ -145,3 +146,4 @@ pub use producer::{EventProducer, ProducerSettings};
 pub use share::Share;
 pub use stats::{ConsumerStats, PartitionLag};
 pub use topics::{dlq_topic, ensure_topics, TopicSpec};
+pub use writer::{WriteConn, WriteTx, Writer};

@@ -30,6 +30,7 @@ use crate::event::{now_ms, Event, EVENT_ID_HEADER};
 use crate::producer::EventProducer;
 use crate::share::Share;
 use crate::trace;
+use crate::writer::Writer;
 use tracing::Instrument;
 
 /// The table, for a service's migrations (include the same text) or for
@@ -186,7 +187,7 @@ struct Pending {
 /// relay per database, or one per [`Share`] of it: two relays over the same
 /// rows would each keep a key's order, but not together.
 pub struct OutboxRelay {
-    pool: SqlitePool,
+    writer: Writer,
     producer: EventProducer,
     settings: RelaySettings,
     stats: Arc<RelayStats>,
@@ -194,11 +195,15 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// A relay over `pool` (the service's writer pool: marking rows sent is
-    /// a write) publishing through `producer`.
-    pub fn new(pool: SqlitePool, producer: EventProducer, settings: RelaySettings) -> Self {
+    /// A relay over `writer` (the service's writing connection, or a pool:
+    /// marking rows sent is a write) publishing through `producer`.
+    pub fn new(
+        writer: impl Into<Writer>,
+        producer: EventProducer,
+        settings: RelaySettings,
+    ) -> Self {
         Self {
-            pool,
+            writer: writer.into(),
             producer,
             settings,
             stats: Arc::new(RelayStats::default()),
@@ -334,7 +339,7 @@ impl OutboxRelay {
         .bind(i64::from(share.count()))
         .bind(i64::from(share.index()))
         .bind(i64::from(self.settings.batch.max(1)))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.writer.acquire().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -355,15 +360,13 @@ impl OutboxRelay {
         if ids.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query("UPDATE outbox SET sent_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
+        // One statement for the round, the ids as a JSON array.
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query("UPDATE outbox SET sent_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))")
+            .bind(now_ms())
+            .bind(list)
+            .execute(&mut *self.writer.acquire().await?)
+            .await
+            .map(|_| ())
     }
 }

@@ -79,7 +79,7 @@ async fn record(State(db): State<Db>, Json(o): Json<OrderOutcome>) -> Result<Sta
     .bind(o.quantity)
     .bind(o.total_cents)
     .bind(now_ms())
-    .execute(&db.write)
+    .execute(&mut *db.write.acquire().await?)
     .await?;
     Ok(if r.rows_affected() > 0 {
         StatusCode::CREATED

@@ -111,7 +111,7 @@ async fn create(
     .bind(new.stock)
     .bind(new.stock)
     .bind(now_ms())
-    .fetch_one(&db.write)
+    .fetch_one(&mut *db.write.acquire().await?)
     .await?;
     Ok((StatusCode::CREATED, Json(product)))
 }

@@ -71,7 +71,7 @@ async fn send(
     .bind(req.order_id)
     .bind(&req.kind)
     .bind(now_ms())
-    .fetch_optional(&st.db.write)
+    .fetch_optional(&mut *st.db.write.acquire().await?)
     .await?;
     if let Some(n) = inserted {
         inc(&st.sent, &n.kind);
@@ -82,7 +82,7 @@ async fn send(
     )
     .bind(req.order_id)
     .bind(&req.kind)
-    .fetch_one(&st.db.write)
+    .fetch_one(&mut *st.db.write.acquire().await?)
     .await?;
     Ok((StatusCode::OK, Json(existing)))
 }

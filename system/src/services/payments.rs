@@ -96,7 +96,7 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
 async fn load(db: &Db, order_id: i64) -> Result<Option<Charge>, sqlx::Error> {
     sqlx::query_as::<_, Charge>(&format!("SELECT {COLUMNS} FROM charges WHERE order_id = ?"))
         .bind(order_id)
-        .fetch_optional(&db.write)
+        .fetch_optional(&mut *db.write.acquire().await?)
         .await
 }
 
@@ -117,7 +117,7 @@ async fn settle(
     .bind(error)
     .bind(now_ms())
     .bind(order_id)
-    .execute(&db.write)
+    .execute(&mut *db.write.acquire().await?)
     .await?;
     load(db, order_id).await
 }
@@ -156,7 +156,7 @@ pub async fn charge_order(
     .bind(req.amount_cents)
     .bind(now)
     .bind(now)
-    .execute(&st.db.write)
+    .execute(&mut *st.db.write.acquire().await?)
     .await?;
     let row = load(&st.db, req.order_id)
         .await?
@@ -182,7 +182,7 @@ pub async fn charge_order(
     }
     sqlx::query("UPDATE charges SET attempts = attempts + 1 WHERE order_id = ?")
         .bind(req.order_id)
-        .execute(&st.db.write)
+        .execute(&mut *st.db.write.acquire().await?)
         .await?;
     let body = ChargeRequest {
         order_id: Some(req.order_id),
@@ -241,7 +241,7 @@ pub async fn charge_order(
             sqlx::query("UPDATE charges SET error = ? WHERE order_id = ?")
                 .bind(e.to_string())
                 .bind(req.order_id)
-                .execute(&st.db.write)
+                .execute(&mut *st.db.write.acquire().await?)
                 .await?;
             Err(ApiError::unavailable("payment provider unavailable").with_detail(e.to_string()))
         }
@@ -275,7 +275,7 @@ pub async fn refund_order(st: &PaymentsState, order_id: i64) -> Result<Charge, A
     .bind(order_key(req.order_id))
     .bind(now)
     .bind(now)
-    .execute(&st.db.write)
+    .execute(&mut *st.db.write.acquire().await?)
     .await?;
     let row = load(&st.db, req.order_id)
         .await?
@@ -312,7 +312,7 @@ pub async fn refund_order(st: &PaymentsState, order_id: i64) -> Result<Charge, A
     .bind(status)
     .bind(now_ms())
     .bind(req.order_id)
-    .execute(&st.db.write)
+    .execute(&mut *st.db.write.acquire().await?)
     .await?;
     load(&st.db, req.order_id)
         .await?

@@ -57,7 +57,7 @@ impl PaymentsHandler {
         )
         .bind(event.event_id.to_string())
         .bind(GROUP)
-        .fetch_optional(&db.write)
+        .fetch_optional(&mut *db.write.acquire().await.map_err(db_error)?)
         .await
         .map_err(db_error)?;
         if seen.is_some() {

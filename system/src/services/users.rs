@@ -86,7 +86,7 @@ async fn create(
     .bind(new.name.trim())
     .bind(&email)
     .bind(now_ms())
-    .fetch_optional(&db.write)
+    .fetch_optional(&mut *db.write.acquire().await?)
     .await?;
     match inserted {
         Some(user) => Ok((StatusCode::CREATED, Json(user))),

@@ -130,7 +130,7 @@ pub async fn get_in(conn: &mut SqliteConnection, id: i64) -> Result<Option<Order
 pub async fn get(db: &Db, id: i64) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as::<_, Order>(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?"))
         .bind(id)
-        .fetch_optional(&db.write)
+        .fetch_optional(&mut *db.write.acquire().await?)
         .await
 }
 
@@ -139,7 +139,7 @@ pub async fn by_key(db: &Db, key: &str) -> Result<Option<Order>, sqlx::Error> {
         "SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = ?"
     ))
     .bind(key)
-    .fetch_optional(&db.write)
+    .fetch_optional(&mut *db.write.acquire().await?)
     .await
 }
 
@@ -177,7 +177,7 @@ pub async fn saga_log(db: &Db, order_id: i64) -> Result<Vec<SagaEntry>, sqlx::Er
         "SELECT step, action, outcome, detail, at FROM saga_log WHERE order_id = ? ORDER BY id",
     )
     .bind(order_id)
-    .fetch_all(&db.write)
+    .fetch_all(&mut *db.write.acquire().await?)
     .await
 }
 
