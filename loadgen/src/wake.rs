@@ -72,6 +72,17 @@ struct State {
     stop: bool,
 }
 
+impl State {
+    /// Queues a waiter; true if it is now the earliest, which is when the
+    /// thread's deadline moves.
+    fn push(&mut self, at: std::time::Instant, wake: oneshot::Sender<()>) -> bool {
+        self.seq += 1;
+        let seq = self.seq;
+        self.due.push(Reverse(Waiter { at, seq, wake }));
+        self.due.peek().is_some_and(|w| w.0.seq == seq)
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
@@ -120,17 +131,13 @@ impl Waker {
             return;
         }
         let (wake, woken) = oneshot::channel();
-        {
-            let mut st = self.shared.state.lock();
-            st.seq += 1;
-            let seq = st.seq;
-            st.due.push(Reverse(Waiter {
-                at: due.into_std(),
-                seq,
-                wake,
-            }));
+        let earliest = self.shared.state.lock().push(due.into_std(), wake);
+        // The thread sleeps until the earliest waiter's time, so only a new
+        // earliest changes its deadline; waking it for any other waiter is a
+        // futex round trip per request that changes nothing.
+        if earliest {
+            self.shared.changed.notify_one();
         }
-        self.shared.changed.notify_one();
         // The thread only drops a waiter by waking it, or when stopping.
         let _ = woken.await;
     }
@@ -211,6 +218,22 @@ mod tests {
         // How late is measured by the `max_rate` bench, on a quiet machine;
         // here only that nobody woke early, and everybody woke.
         assert_eq!(lateness.len(), 40);
+    }
+
+    #[test]
+    fn only_a_new_earliest_waiter_moves_the_threads_deadline() {
+        let mut st = State::default();
+        let t = std::time::Instant::now();
+        let mut push = |at_us: u64| {
+            let (wake, _woken) = oneshot::channel();
+            st.push(t + Duration::from_micros(at_us), wake)
+        };
+        assert!(push(10_000), "the first waiter sets the deadline");
+        assert!(!push(20_000), "a later one leaves it");
+        assert!(push(5_000), "an earlier one moves it");
+        assert!(!push(5_000), "a tie queues behind the one already there");
+        assert!(!push(7_000));
+        assert!(push(1), "an earlier one moves it");
     }
 
     #[tokio::test]
