@@ -40,6 +40,14 @@ pub const CLUSTER_ID: &str = "gauntlet";
 /// Storage: tansu's in-memory object store (its `dynostore` feature). Each
 /// broker gets its own store; nothing survives a stop.
 const STORAGE: &str = "memory://tansu/";
+/// How long the embedded broker keeps a batch every consumer group has
+/// committed past (a partition no group commits on keeps everything).
+/// Without a retention the in-memory store grows with every event for as
+/// long as `serve` runs; with it, a steady load holds about this long of
+/// events, plus whatever a group has not yet finished with (never
+/// deleted). Long enough that a group started a little after the events it
+/// reads from the beginning still finds them.
+pub const RETAIN_CONSUMED: Duration = Duration::from_secs(60);
 
 type TansuBroker = Broker<Controller<StorageContainer>, StorageContainer>;
 
@@ -66,17 +74,29 @@ impl EmbeddedBroker {
     /// [`EmbeddedBroker::bootstrap`]) and advertising `advertised`
     /// (`host:port`; `None`: the listening address). Returns once the broker
     /// accepts connections.
+    /// Consumed batches are kept for [`RETAIN_CONSUMED`].
     pub async fn start(
         listen: SocketAddr,
         advertised: Option<String>,
     ) -> Result<EmbeddedBroker, EventsError> {
+        Self::start_retaining(listen, advertised, Some(RETAIN_CONSUMED)).await
+    }
+
+    /// As [`EmbeddedBroker::start`], keeping a batch every consumer group
+    /// has committed past for `retain` after it was written (`None`:
+    /// forever).
+    pub async fn start_retaining(
+        listen: SocketAddr,
+        advertised: Option<String>,
+        retain: Option<Duration>,
+    ) -> Result<EmbeddedBroker, EventsError> {
         if listen.port() != 0 {
-            return Self::start_on(listen, advertised.as_deref()).await;
+            return Self::start_on(listen, advertised.as_deref(), retain).await;
         }
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
             let addr = free_port(listen)?;
-            match Self::start_on(addr, advertised.as_deref()).await {
+            match Self::start_on(addr, advertised.as_deref(), retain).await {
                 Ok(broker) => return Ok(broker),
                 Err(e) => last = Some(e),
             }
@@ -87,7 +107,11 @@ impl EmbeddedBroker {
         }))
     }
 
-    async fn start_on(addr: SocketAddr, advertised: Option<&str>) -> Result<Self, EventsError> {
+    async fn start_on(
+        addr: SocketAddr,
+        advertised: Option<&str>,
+        retain: Option<Duration>,
+    ) -> Result<Self, EventsError> {
         let start_err = |reason: String| EventsError::BrokerStart { addr, reason };
         let listener = Url::parse(&format!("tcp://{addr}"))
             .map_err(|e| start_err(format!("bad listener url: {e}")))?;
@@ -106,8 +130,14 @@ impl EmbeddedBroker {
                 reason: "no port".into(),
             });
         }
-        let storage =
+        let mut storage =
             Url::parse(STORAGE).map_err(|e| start_err(format!("bad storage url: {e}")))?;
+        if let Some(retain) = retain {
+            // Read by the patched storage (see vendor/README.md).
+            storage
+                .query_pairs_mut()
+                .append_pair("retain_consumed_ms", &retain.as_millis().to_string());
+        }
         // tansu binds in its own task and reports a failure only there; the
         // readiness probe below would then find whatever else holds the
         // port. Check the port is free first (the window until tansu binds

@@ -120,16 +120,15 @@ fn exact(c: &BaseConsumer<Quiet>, topic: &str) -> Result<Vec<(i32, i64, i64)>, E
     Ok(out)
 }
 
-/// Messages currently in `topic` (high − low watermark, summed over its
-/// partitions); 0 for a topic that does not exist.
+/// Messages ever appended to `topic` (its partitions' high watermarks,
+/// summed: offsets start at 0), including any retention has since deleted,
+/// so it compares with committed offsets; 0 for a topic that does not
+/// exist.
 pub async fn topic_size(bootstrap: &str, topic: &str) -> Result<i64, EventsError> {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     blocking(move || {
         let c = client(&bootstrap, INSPECT_GROUP)?;
-        Ok(exact(&c, &topic)?
-            .iter()
-            .map(|(_, low, high)| high - low)
-            .sum())
+        Ok(exact(&c, &topic)?.iter().map(|(_, _, high)| high).sum())
     })
     .await
 }

@@ -15,11 +15,11 @@
 //! Dynamic Object Storage engine (S3, memory, ...)
 
 use std::{
-    collections::{BTreeMap, BTreeSet, btree_map::Entry},
+    collections::{BTreeMap, BTreeSet, VecDeque, btree_map::Entry},
     fmt::{Debug, Display},
     str::FromStr,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use async_trait::async_trait;
@@ -92,6 +92,10 @@ pub struct DynoStore {
     lake: Option<House>,
     watermarks: Arc<Mutex<BTreeMap<Topition, OptiCon<Watermark>>>>,
     meta: OptiCon<Meta>,
+    /// With `Some(age)`, batches every consumer group has committed past
+    /// and older than `age` are deleted (see [`DynoStore::retain_consumed`]).
+    retain_consumed: Option<Duration>,
+    retained: Arc<Mutex<BTreeMap<Topition, Retained>>>,
 
     object_store: Arc<DynObjectStore>,
 }
@@ -318,6 +322,18 @@ struct TopicMetadata {
     topic: CreatableTopic,
 }
 
+/// How often, at most, a partition's consumed batches are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// A partition's batches as written by this process, for retention.
+#[derive(Debug, Default)]
+struct Retained {
+    /// Base offset, the offset after the batch's last record, when written;
+    /// in offset order.
+    batches: VecDeque<(i64, i64, Instant)>,
+    last_sweep: Option<Instant>,
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Eq, Hash, Ord, PartialEq, PartialOrd, Serialize)]
 struct Watermark {
     low: Option<i64>,
@@ -355,6 +371,8 @@ impl DynoStore {
 
             watermarks: Arc::new(Mutex::new(BTreeMap::new())),
             meta: OptiCon::<Meta>::new(cluster),
+            retain_consumed: None,
+            retained: Arc::new(Mutex::new(BTreeMap::new())),
             object_store: Arc::new(Cache::new(
                 Metron::new(object_store, cluster),
                 Duration::from_millis(5_000),
@@ -375,6 +393,125 @@ impl DynoStore {
 
     pub fn lake(self, lake: Option<House>) -> Self {
         Self { lake, ..self }
+    }
+
+    /// Keeps a partition's batches only until every consumer group that
+    /// has committed an offset on it has committed past them, and for at
+    /// least `min_age` after they were written (so a group joining late
+    /// still finds recent history). Without it nothing is ever deleted and
+    /// an in-memory store grows with every batch. A partition no group has
+    /// committed on keeps everything. Checked when a batch is produced, at
+    /// most every `SWEEP_EVERY` (or `min_age`, if shorter) per partition.
+    pub fn retain_consumed(self, min_age: Option<Duration>) -> Self {
+        Self {
+            retain_consumed: min_age,
+            ..self
+        }
+    }
+
+    /// Records a batch just stored and, if it is time, deletes the batches
+    /// of `topition` every group is done with.
+    async fn sweep_consumed(&self, topition: &Topition, base: i64, next: i64, min_age: Duration) {
+        let now = Instant::now();
+        let candidates: Vec<(i64, i64)> = {
+            let Ok(mut retained) = self.retained.lock() else {
+                return;
+            };
+            let r = retained.entry(topition.to_owned()).or_default();
+            // Produces of one partition can finish out of offset order.
+            let at = r.batches.partition_point(|(b, _, _)| *b < base);
+            r.batches.insert(at, (base, next, now));
+            if r
+                .last_sweep
+                .is_some_and(|last| now.duration_since(last) < SWEEP_EVERY.min(min_age))
+            {
+                return;
+            }
+            r.last_sweep = Some(now);
+            r.batches
+                .iter()
+                .take_while(|(_, _, written)| now.duration_since(*written) >= min_age)
+                .map(|(b, n, _)| (*b, *n))
+                .collect()
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        let floor = match self.consumed_by_all(topition).await {
+            Ok(Some(floor)) => floor,
+            Ok(None) => return,
+            Err(error) => {
+                debug!(?error, ?topition, "retention: cannot read committed offsets");
+                return;
+            }
+        };
+        let gone: Vec<i64> = candidates
+            .into_iter()
+            .take_while(|(_, next)| *next <= floor)
+            .map(|(base, _)| base)
+            .collect();
+        let Some(&last) = gone.last() else {
+            return;
+        };
+        let locations: Vec<Result<Path, object_store::Error>> = gone
+            .iter()
+            .map(|base| {
+                Ok(Path::from(format!(
+                    "clusters/{}/topics/{}/partitions/{:0>10}/records/{:0>20}.batch",
+                    self.cluster, topition.topic, topition.partition, base,
+                )))
+            })
+            .collect();
+        let deleted = self
+            .object_store
+            .delete_stream(futures::stream::iter(locations).boxed())
+            .try_collect::<Vec<Path>>()
+            .await;
+        if let Err(error) = deleted {
+            // What was not deleted is tried again at the next sweep: the
+            // listing below is by key, so a batch deleted twice is fine.
+            warn!(?error, ?topition, "retention: cannot delete consumed batches");
+            return;
+        }
+        debug!(?topition, batches = gone.len(), below = floor, "retention: deleted");
+        if let Ok(mut retained) = self.retained.lock()
+            && let Some(r) = retained.get_mut(topition)
+        {
+            while r.batches.front().is_some_and(|(b, _, _)| *b <= last) {
+                _ = r.batches.pop_front();
+            }
+        }
+    }
+
+    /// The lowest offset any consumer group has committed on `topition`,
+    /// or `None` if no group has committed there.
+    async fn consumed_by_all(&self, topition: &Topition) -> Result<Option<i64>> {
+        let prefix = Path::from(format!("clusters/{}/groups/consumers/", self.cluster));
+        let wanted = format!(
+            "offsets/{}/partitions/{:0>10}.json",
+            topition.topic, topition.partition
+        );
+        let mut locations = vec![];
+        let mut list_stream = self.object_store.list(Some(&prefix));
+        while let Some(meta) = list_stream.next().await.transpose()? {
+            // clusters/<cluster>/groups/consumers/<group>/offsets/<topic>/partitions/<p>.json
+            let parts: Vec<String> = meta
+                .location
+                .parts()
+                .skip(5)
+                .map(|part| part.as_ref().to_string())
+                .collect();
+            if parts.join("/") == wanted {
+                locations.push(meta.location);
+            }
+        }
+        let mut floor: Option<i64> = None;
+        for location in locations {
+            let encoded = self.object_store.get(&location).await?.bytes().await?;
+            let commit = serde_json::from_slice::<OffsetCommitRequest>(&encoded[..])?;
+            floor = Some(floor.map_or(commit.offset, |f| f.min(commit.offset)));
+        }
+        Ok(floor)
     }
 
     async fn topic_metadata(&self, topic: &TopicId) -> Result<Option<TopicMetadata>> {
@@ -991,6 +1128,7 @@ impl Storage for DynoStore {
                 self.cluster, topition.topic, topition.partition, offset,
             ));
 
+            let next = offset + i64::from(deflated.last_offset_delta) + 1;
             let payload = self.encode(deflated).inspect_err(|err| debug!(?err))?;
 
             _ = self
@@ -1007,6 +1145,10 @@ impl Storage for DynoStore {
                 .await
                 .inspect(|outcome| debug!(?outcome, transaction_id, ?topition))
                 .inspect_err(|error| error!(?error, transaction_id, ?topition))?;
+
+            if let Some(min_age) = self.retain_consumed {
+                self.sweep_consumed(topition, offset, next, min_age).await;
+            }
 
             Ok(offset)
         }

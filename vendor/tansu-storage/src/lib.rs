@@ -1763,7 +1763,16 @@ impl Builder<i32, String, Url, Url> {
                 DynoStore::new(self.cluster_id.as_str(), self.node_id, InMemory::new())
                     .advertised_listener(self.advertised_listener.clone())
                     .schemas(self.schema_registry)
-                    .lake(self.lake_house.clone()),
+                    .lake(self.lake_house.clone())
+                    // `memory://tansu/?retain_consumed_ms=N`: delete what
+                    // every group has committed past, N ms after writing.
+                    .retain_consumed(
+                        self.storage
+                            .query_pairs()
+                            .find(|(k, _)| k == "retain_consumed_ms")
+                            .and_then(|(_, v)| v.parse::<u64>().ok())
+                            .map(Duration::from_millis),
+                    ),
             )),
 
             #[cfg(not(feature = "dynostore"))]

@@ -346,3 +346,113 @@ async fn api_versions_v3_ends_without_tagged_fields_so_old_librdkafka_can_read_i
     );
     broker.stop().await;
 }
+
+/// Commits `offset` (the next to read) on partition 0 of `topic` for
+/// `group`, as a consumer of that group would.
+fn commit_as(bootstrap: &str, group: &str, topic: &str, offset: i64) {
+    use rdkafka::consumer::{CommitMode, Consumer as _};
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .expect("partition");
+    c.commit(&tpl, CommitMode::Sync).expect("committed");
+}
+
+/// The earliest offset still stored on partition 0 of `topic`.
+fn earliest(bootstrap: &str, topic: &str) -> i64 {
+    use rdkafka::consumer::Consumer as _;
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("watermarks"))
+        .create()
+        .expect("consumer");
+    c.fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks")
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_every_group_has_committed_past_is_deleted_once_old_enough() {
+    let retain = Duration::from_secs(3);
+    let broker = EmbeddedBroker::start_retaining(loopback(0), None, Some(retain))
+        .await
+        .expect("broker");
+    let bootstrap = broker.bootstrap();
+    let name = unique("retained");
+    topic(&bootstrap, &name, 1).await;
+    let producer = EventProducer::new(&bootstrap, "p").expect("producer");
+    let event = Event::new(EventType::OrderCreated, 1, json!({}));
+    let mut produced = 0;
+    let mut publish = async |n: i64| {
+        for _ in 0..n {
+            // One at a time: a batch each.
+            producer
+                .publish(&name, "1", &event)
+                .await
+                .expect("published");
+            produced += 1;
+        }
+        produced
+    };
+    publish(10).await;
+    let (b, n) = (bootstrap.clone(), name.clone());
+    let fast = unique("fast");
+    let slow = unique("slow");
+    let (f, s) = (fast.clone(), slow.clone());
+    tokio::task::spawn_blocking(move || {
+        commit_as(&b, &f, &n, 10);
+        commit_as(&b, &s, &n, 4);
+    })
+    .await
+    .expect("commits");
+
+    // Nothing is deleted before it is old enough, whatever the groups say.
+    publish(1).await;
+    let (b, n) = (bootstrap.clone(), name.clone());
+    let low = tokio::task::spawn_blocking(move || earliest(&b, &n))
+        .await
+        .expect("watermarks");
+    assert_eq!(low, 0, "deleted before the retention's age");
+
+    // Once old enough, what the slowest group has not finished with stays.
+    tokio::time::sleep(retain * 2).await;
+    publish(1).await;
+    let (b, n) = (bootstrap.clone(), name.clone());
+    let low = tokio::task::spawn_blocking(move || earliest(&b, &n))
+        .await
+        .expect("watermarks");
+    assert_eq!(low, 4, "kept from the slow group's committed offset on");
+
+    // When it catches up, the rest of what is old enough goes.
+    let (b, n, s) = (bootstrap.clone(), name.clone(), slow.clone());
+    tokio::task::spawn_blocking(move || commit_as(&b, &s, &n, 12))
+        .await
+        .expect("commit");
+    tokio::time::sleep(retain * 2).await;
+    let total = publish(1).await;
+    let (b, n) = (bootstrap.clone(), name.clone());
+    let low = tokio::task::spawn_blocking(move || earliest(&b, &n))
+        .await
+        .expect("watermarks");
+    assert_eq!(low, 10, "the fast group's offset is now the lowest");
+
+    // The topic's size still counts every message ever appended (it is
+    // compared with committed offsets), and a reader from the beginning
+    // gets what is left.
+    assert_eq!(
+        inspect::topic_size(&bootstrap, &name).await.expect("size"),
+        total
+    );
+    let left = inspect::read_topic(&bootstrap, &name, Duration::from_secs(10))
+        .await
+        .expect("read");
+    assert_eq!(left.len() as i64, total - 10);
+    assert_eq!(left.first().map(|d| d.offset), Some(10));
+
+    broker.stop().await;
+}
