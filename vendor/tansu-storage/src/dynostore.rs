@@ -468,8 +468,8 @@ impl DynoStore {
             .try_collect::<Vec<Path>>()
             .await;
         if let Err(error) = deleted {
-            // What was not deleted is tried again at the next sweep: the
-            // listing below is by key, so a batch deleted twice is fine.
+            // Nothing is forgotten: the next sweep tries the same batches
+            // again (deleting one already gone is no error).
             warn!(?error, ?topition, "retention: cannot delete consumed batches");
             return;
         }
