@@ -378,7 +378,7 @@ fn earliest(bootstrap: &str, topic: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_every_group_has_committed_past_is_deleted_once_old_enough() {
-    let retain = Duration::from_secs(3);
+    let retain = Duration::from_secs(5);
     let broker = EmbeddedBroker::start_retaining(loopback(0), None, Some(retain))
         .await
         .expect("broker");
