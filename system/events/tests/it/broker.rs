@@ -349,31 +349,41 @@ async fn api_versions_v3_ends_without_tagged_fields_so_old_librdkafka_can_read_i
 
 /// Commits `offset` (the next to read) on partition 0 of `topic` for
 /// `group`, as a consumer of that group would.
-fn commit_as(bootstrap: &str, group: &str, topic: &str, offset: i64) {
+async fn commit_as(bootstrap: &str, group: &str, topic: &str, offset: i64) {
     use rdkafka::consumer::{CommitMode, Consumer as _};
-    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
-        .expect("partition");
-    c.commit(&tpl, CommitMode::Sync).expect("committed");
+    let (bootstrap, group, topic) = (bootstrap.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Offset(offset))
+            .expect("partition");
+        c.commit(&tpl, CommitMode::Sync).expect("committed");
+    })
+    .await
+    .expect("commit task");
 }
 
 /// The earliest offset still stored on partition 0 of `topic`.
-fn earliest(bootstrap: &str, topic: &str) -> i64 {
+async fn earliest(bootstrap: &str, topic: &str) -> i64 {
     use rdkafka::consumer::Consumer as _;
-    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("watermarks"))
-        .create()
-        .expect("consumer");
-    c.fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .expect("watermarks")
-        .0
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", unique("watermarks"))
+            .create()
+            .expect("consumer");
+        c.fetch_watermarks(&topic, 0, Duration::from_secs(10))
+            .expect("watermarks")
+            .0
+    })
+    .await
+    .expect("watermarks task")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,46 +410,36 @@ async fn what_every_group_has_committed_past_is_deleted_once_old_enough() {
         produced
     };
     publish(10).await;
-    let (b, n) = (bootstrap.clone(), name.clone());
-    let fast = unique("fast");
     let slow = unique("slow");
-    let (f, s) = (fast.clone(), slow.clone());
-    tokio::task::spawn_blocking(move || {
-        commit_as(&b, &f, &n, 10);
-        commit_as(&b, &s, &n, 4);
-    })
-    .await
-    .expect("commits");
+    commit_as(&bootstrap, &unique("fast"), &name, 10).await;
+    commit_as(&bootstrap, &slow, &name, 4).await;
 
     // Nothing is deleted before it is old enough, whatever the groups say.
     publish(1).await;
-    let (b, n) = (bootstrap.clone(), name.clone());
-    let low = tokio::task::spawn_blocking(move || earliest(&b, &n))
-        .await
-        .expect("watermarks");
-    assert_eq!(low, 0, "deleted before the retention's age");
+    assert_eq!(
+        earliest(&bootstrap, &name).await,
+        0,
+        "deleted before the retention's age"
+    );
 
     // Once old enough, what the slowest group has not finished with stays.
     tokio::time::sleep(retain * 2).await;
     publish(1).await;
-    let (b, n) = (bootstrap.clone(), name.clone());
-    let low = tokio::task::spawn_blocking(move || earliest(&b, &n))
-        .await
-        .expect("watermarks");
-    assert_eq!(low, 4, "kept from the slow group's committed offset on");
+    assert_eq!(
+        earliest(&bootstrap, &name).await,
+        4,
+        "kept from the slow group's committed offset on"
+    );
 
     // When it catches up, the rest of what is old enough goes.
-    let (b, n, s) = (bootstrap.clone(), name.clone(), slow.clone());
-    tokio::task::spawn_blocking(move || commit_as(&b, &s, &n, 12))
-        .await
-        .expect("commit");
+    commit_as(&bootstrap, &slow, &name, 12).await;
     tokio::time::sleep(retain * 2).await;
     let total = publish(1).await;
-    let (b, n) = (bootstrap.clone(), name.clone());
-    let low = tokio::task::spawn_blocking(move || earliest(&b, &n))
-        .await
-        .expect("watermarks");
-    assert_eq!(low, 10, "the fast group's offset is now the lowest");
+    assert_eq!(
+        earliest(&bootstrap, &name).await,
+        10,
+        "the fast group's offset is now the lowest"
+    );
 
     // The topic's size still counts every message ever appended (it is
     // compared with committed offsets), and a reader from the beginning
