@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::journey::{closed_index, Planner};
 use crate::pacer::Pacer;
 use crate::runner::{Ctx, Session};
-use crate::wake::LEAD;
+use crate::wake::must_wait;
 
 /// How users are paced.
 pub(crate) enum Pace {
@@ -45,12 +45,16 @@ impl Driver {
                 return;
             };
             let now = Instant::now();
-            // A slot due within the waking lead is sent at once: a wait
-            // that short would end later than the slot.
-            if due > now + LEAD {
-                tokio::select! {
-                    _ = pacer.sleep_until(due) => {}
-                    _ = cancel.cancelled() => return,
+            // A slot due within the waking lead (and the window the waking
+            // thread wakes together) is sent at once: a wait that short
+            // would end later than the slot, or cost more than it keeps.
+            if must_wait(due, now) {
+                if s.watch
+                    .unless_cancelled(pacer.sleep_until(due))
+                    .await
+                    .is_none()
+                {
+                    return;
                 }
             } else if now >= end {
                 // Due before the end but reached only after it (every user
@@ -75,11 +79,13 @@ impl Driver {
             let at = self.ctx.clock.us(now);
             s.log.journey_started(at, at, &self.ctx.live);
             self.ctx.run(s, &plan, now).await;
-            if !think.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(think) => {}
-                    _ = cancel.cancelled() => return,
-                }
+            if !think.is_zero()
+                && s.watch
+                    .unless_cancelled(tokio::time::sleep(think))
+                    .await
+                    .is_none()
+            {
+                return;
             }
         }
     }

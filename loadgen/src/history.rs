@@ -22,8 +22,8 @@ pub struct Operation {
     /// When it was meant to be sent: the arrival's slot for a journey's
     /// first request in the open model, otherwise when it was sent.
     /// Latency counts from here (or from `invoke_us`, if that is earlier:
-    /// a user is woken a few tens of microseconds ahead of its slot, see
-    /// `wake::LEAD`), and the figures
+    /// a user is woken up to a few tenths of a millisecond ahead of its
+    /// slot, see `wake::LEAD`), and the figures
     /// place the operation in the second this falls in.
     pub intended_us: u64,
     /// When it was sent.

@@ -29,9 +29,9 @@ use hyper::Uri;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::history::{detail, OpKind, Outcome};
+use crate::watch::{Raced, Watch};
 
 /// The header the orders service dedupes orders by.
 pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -157,14 +157,14 @@ enum Exchange {
 
 impl Http {
     /// Sends `call` (with `auth` as its `Authorization`) and reads the
-    /// whole answer within the request timeout; `cancel` abandons it (the
-    /// outcome is then unknown).
+    /// whole answer within the request timeout; the run's cancellation,
+    /// seen through `watch`, abandons it (the outcome is then unknown).
     pub async fn send(
         &self,
         transport: &mut Transport,
         auth: Option<&HeaderValue>,
         call: Call<'_>,
-        cancel: &CancellationToken,
+        watch: &mut Watch,
     ) -> Answer {
         let invoked = Instant::now();
         let result = {
@@ -174,11 +174,7 @@ impl Http {
                     Transport::Goose(c) => self.goose(c, auth, &call).await,
                 }
             };
-            tokio::select! {
-                biased;
-                r = tokio::time::timeout(self.timeout, exchange) => Some(r),
-                _ = cancel.cancelled() => None,
-            }
+            watch.race(self.timeout, exchange).await
         };
         let completed = Instant::now();
         let mut answer = Answer {
@@ -190,12 +186,12 @@ impl Http {
             completed,
         };
         let exchange = match result {
-            None => Exchange::Lost(CANCELLED.into()),
-            Some(Err(_)) => Exchange::Lost(detail(&format!(
+            Raced::Cancelled => Exchange::Lost(CANCELLED.into()),
+            Raced::TimedOut => Exchange::Lost(detail(&format!(
                 "timeout: no answer within {:?}",
                 self.timeout
             ))),
-            Some(Ok(e)) => e,
+            Raced::Done(e) => e,
         };
         if !matches!(exchange, Exchange::Answered(..)) {
             // Whatever the connection holds now is not an answer to read.

@@ -35,7 +35,8 @@
 //! - `driver`: what each goose user runs (open or closed loop).
 //! - [`journey`]: journey kinds and their seeded choices ([`Planner`]).
 //! - `runner`: a journey's requests; `http`: one request on either
-//!   transport, and how its ending reads (ok / fail / unknown).
+//!   transport, and how its ending reads (ok / fail / unknown); `watch`:
+//!   the timeout and cancellation every request races, kept per user.
 //! - `setup`: the catalog and customers read or made before the load.
 //! - `token`: the JWT each user signs for itself when the gateway wants one.
 //! - [`history`]: [`Operation`], the client history.
@@ -95,6 +96,7 @@ pub mod schedule;
 mod setup;
 mod token;
 mod wake;
+mod watch;
 
 pub use attack::USER_AGENT;
 pub use config::{Flow, HttpClient, LoadConfig, Mix, Model, Poll, Stage, TokenConfig};

@@ -16,6 +16,7 @@ use crate::http::{Answer, Call, Direct, Http, Link, LinkError, Transport};
 use crate::journey::{JourneyKind, JourneyPlan};
 use crate::recorder::{Clock, Live, UserLog};
 use crate::token::Signer;
+use crate::watch::Watch;
 
 /// How many products a browse asks for.
 const BROWSE_LIMIT: u32 = 20;
@@ -52,12 +53,14 @@ impl Urls {
 
 /// One goose user's side of a run: its client, its own cancellation (a
 /// child of the run's, so waiting on it takes no lock shared with other
-/// users), and its log.
+/// users) and the watch its requests race, and its log.
 pub(crate) struct Session {
     pub transport: Transport,
     /// The `Authorization` this user sends: its own token, or the API key.
     pub auth: Option<HeaderValue>,
     pub cancel: CancellationToken,
+    /// The request timer and a waiter on `cancel`, kept for every request.
+    pub watch: Watch,
     pub log: UserLog,
 }
 
@@ -115,19 +118,22 @@ fn is_terminal(status: &str) -> bool {
 impl Ctx {
     /// A session for one user (or the set-up), who is `subject` in its
     /// token. `client` is the goose user's, used when the config asks for it.
+    /// Made inside the runtime (its watch has a timer).
     pub fn session(&self, client: Client, subject: &str) -> Session {
         let token = self.signer.as_ref().and_then(|s| {
             s.bearer(subject)
                 .map_err(|e| tracing::warn!(error = %e, "sending no token"))
                 .ok()
         });
+        let cancel = self.cancel.child_token();
         Session {
             transport: match self.client {
                 HttpClient::Direct => Transport::Direct(Direct::default()),
                 HttpClient::Goose => Transport::Goose(client),
             },
             auth: token.or_else(|| self.api_key.clone()),
-            cancel: self.cancel.child_token(),
+            watch: Watch::new(&cancel),
+            cancel,
             log: UserLog::new(&self.live),
         }
     }
@@ -250,9 +256,12 @@ impl Ctx {
             if next > deadline {
                 return;
             }
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = s.cancel.cancelled() => return,
+            if s.watch
+                .unless_cancelled(tokio::time::sleep_until(next))
+                .await
+                .is_none()
+            {
+                return;
             }
             let call = Call {
                 kind: OpKind::GetOrder,
@@ -290,7 +299,7 @@ impl Ctx {
         let kind = call.kind;
         let answer = self
             .http
-            .send(&mut s.transport, s.auth.as_ref(), call, &s.cancel)
+            .send(&mut s.transport, s.auth.as_ref(), call, &mut s.watch)
             .await;
         let invoke_us = self.clock.us(answer.invoked);
         let op = Operation {
