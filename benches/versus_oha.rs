@@ -348,6 +348,35 @@ fn ours(rt: &tokio::runtime::Runtime, config: LoadConfig) -> Result<Pct, String>
             e.counts.total()
         );
     }
+    // Where ours spends it: the send's lateness after its slot (negative:
+    // sent ahead of it, woken `wake::LEAD` early), and send to answer.
+    let measured = result.history.iter().filter(|op| {
+        op.kind == OpKind::ListProducts
+            && op.journey.is_some()
+            && op.intended_us >= result.measured_from_us
+            && op.intended_us < result.measured_until_us
+    });
+    let (mut late, mut exchange): (Vec<i64>, Vec<u64>) = (Vec::new(), Vec::new());
+    for op in measured {
+        late.push(op.invoke_us as i64 - op.intended_us as i64);
+        exchange.push(op.complete_us.saturating_sub(op.invoke_us));
+    }
+    late.sort_unstable();
+    exchange.sort_unstable();
+    if !late.is_empty() {
+        let at = |n: usize, q: f64| ((n - 1) as f64 * q).round() as usize;
+        let behind = late.iter().filter(|&&l| l > 0).count();
+        println!(
+            "        ours: send after slot p50 {:+.3} p99 {:+.3} p99.9 {:+.3} ms ({behind} of {} after their slot); \
+             send to answer p50 {:.3} p99 {:.3} ms",
+            late[at(late.len(), 0.5)] as f64 / 1000.0,
+            late[at(late.len(), 0.99)] as f64 / 1000.0,
+            late[at(late.len(), 0.999)] as f64 / 1000.0,
+            late.len(),
+            exchange[at(exchange.len(), 0.5)] as f64 / 1000.0,
+            exchange[at(exchange.len(), 0.99)] as f64 / 1000.0,
+        );
+    }
     Ok([0.5, 0.9, 0.99].map(|q| e.latency.value_at_quantile(q) as f64 / 1000.0))
 }
 
