@@ -30,8 +30,8 @@ impl Pacer {
         }
     }
 
-    /// Waits for a slot's time, less the waking lead: tens of microseconds
-    /// either side of it on a machine with a core to spare (see `wake`).
+    /// Waits for a slot's time, less the waking lead, and never past it
+    /// but for the machine's own wake-up (see `wake`).
     pub async fn sleep_until(&self, due: Instant) {
         self.waker.sleep_until(due).await;
     }
