@@ -135,8 +135,9 @@ pub const TOKEN_MARGIN: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HttpClient {
-    /// One HTTP/1.1 keep-alive connection per user, on hyper: the cheapest
-    /// per request, so the generator is not the bottleneck. `http://` only.
+    /// One HTTP/1.1 keep-alive connection per user, written and parsed by
+    /// the generator itself: the cheapest per request, so the generator is
+    /// not the bottleneck. `http://` only.
     #[default]
     Direct,
     /// The goose user's reqwest client (a shared pool); speaks `https://`.

@@ -2,34 +2,25 @@
 //! failure, no answer unknown.
 //!
 //! Two transports. `Direct` (the default, plain `http://`) gives each goose
-//! user one HTTP/1.1 keep-alive connection of its own on hyper's client
-//! connection API: no pool to check out of, no URL parsed per request, the
-//! request built from pre-parsed parts, and the connection driven by the
-//! user's own task while it waits for its answer (no second task to hand
-//! the request to and the answer back from: two cross-thread wake-ups per
-//! request saved). That is what lets the generator come close to wrk on a
-//! loopback endpoint, where the pooled client falls well short (the
+//! user one HTTP/1.1 keep-alive connection of its own (`h1`): no pool to
+//! check out of, no URL parsed per request, the request written from a
+//! reused buffer, and the connection driven by the user's own task while
+//! it waits for its answer (no second task to hand the request to and the
+//! answer back from). That is what lets the generator come close to wrk
+//! on a loopback endpoint, where the pooled client falls well short (the
 //! `max_rate` bench measures both).
 //! `Goose` sends with the goose user's own reqwest client, and is the one
 //! that speaks `https://`.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use goose_reqwest::header::{
-    HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT,
-};
+use goose_reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use goose_reqwest::{Client, Method, Url};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::Uri;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::h1;
 use crate::history::{detail, OpKind, Outcome};
 use crate::watch::{Raced, Watch};
 
@@ -123,19 +114,8 @@ pub(crate) enum Transport {
 /// A user's own HTTP/1.1 connection.
 #[derive(Default)]
 pub(crate) struct Direct {
-    conn: Option<Conn>,
+    conn: Option<h1::Conn>,
 }
-
-/// The two halves of a hyper client connection: where requests go in, and
-/// the future that moves bytes, polled by the user's task (only while it
-/// has a request out, or checks the connection before one). `None` once it
-/// has ended, dropped so that whatever it still owed fails at once.
-struct Conn {
-    send: SendRequest<Full<Bytes>>,
-    driver: Option<Pin<Box<Driver>>>,
-}
-
-type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 impl Direct {
     /// Drops the connection (its state is unknown after a failure).
@@ -229,95 +209,76 @@ impl Http {
         auth: Option<&HeaderValue>,
         call: &Call<'_>,
     ) -> Exchange {
-        if let Some(c) = &mut d.conn {
-            // A connection the server closed while idle is remade: nothing
-            // was sent on it. The driver sees the close when polled.
-            let ended = match &mut c.driver {
-                Some(driver) => {
-                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                    driver.as_mut().poll(&mut cx).is_ready()
-                }
-                None => true,
-            };
-            if ended || c.send.is_closed() {
-                d.reset();
-            }
+        // A connection the server closed while idle is remade: nothing was
+        // sent on it.
+        if d.conn.as_mut().is_some_and(|c| !c.still_open()) {
+            d.reset();
         }
         if d.conn.is_none() {
-            match self.connect().await {
+            match h1::Conn::connect(&self.authority).await {
                 Ok(conn) => d.conn = Some(conn),
-                Err(why) => return Exchange::NotSent(why),
+                Err(e) => return Exchange::NotSent(detail(&format!("no connection: {e}"))),
             }
         }
-        let Some(Conn { send, driver }) = &mut d.conn else {
+        let Some(conn) = &mut d.conn else {
             return Exchange::NotSent("no connection".into());
         };
-        let mut request = hyper::Request::builder()
-            .method(method(call.kind))
-            .uri(call.link.path.clone())
-            .header(HOST, self.host.clone())
-            .header(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
-        if call.body.is_some() {
-            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Err(why) = self.encode(&mut conn.out, auth, call) {
+            return Exchange::NotSent(why);
         }
-        if let Some(key) = call.idempotency_key {
-            request = request.header(IDEMPOTENCY_KEY, key);
-        }
-        if let Some(auth) = auth {
-            request = request.header(AUTHORIZATION, auth.clone());
-        }
-        let body = Full::new(Bytes::from(call.body.clone().unwrap_or_default()));
-        let request = match request.body(body) {
-            Ok(r) => r,
-            Err(e) => return Exchange::NotSent(detail(&format!("bad request: {e}"))),
-        };
-        let exchange = async {
-            if send.ready().await.is_err() {
-                return Exchange::NotSent(
-                    "no connection: closed before the request was sent".into(),
-                );
-            }
-            let response = match send.send_request(request).await {
-                Ok(r) => r,
-                Err(e) => return Exchange::Lost(detail(&format!("connection lost: {e}"))),
-            };
-            let status = response.status().as_u16();
-            match response.into_body().collect().await {
-                Ok(body) => Exchange::Answered(status, body.to_bytes()),
-                Err(e) => Exchange::BodyLost(status, detail(&format!("body lost: {e}"))),
+        let (exchange, reusable) = match conn.exchange().await {
+            Ok(a) => (Exchange::Answered(a.status, a.body), a.reusable),
+            Err(h1::Failed::Lost(why)) => (Exchange::Lost(detail(&why)), false),
+            Err(h1::Failed::BodyLost(status, why)) => {
+                (Exchange::BodyLost(status, detail(&why)), false)
             }
         };
-        let mut exchange = std::pin::pin!(exchange);
-        // The exchange queues the request, the driver writes it and reads
-        // the answer, the exchange then takes it: all in this one task.
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(e) = exchange.as_mut().poll(cx) {
-                return Poll::Ready(e);
-            }
-            if let Some(d) = driver {
-                if d.as_mut().poll(cx).is_ready() {
-                    *driver = None;
-                }
-            }
-            exchange.as_mut().poll(cx)
-        })
-        .await
+        if !reusable {
+            d.reset();
+        }
+        exchange
     }
 
-    async fn connect(&self) -> Result<Conn, Box<str>> {
-        let no = |e: &dyn std::fmt::Display| detail(&format!("no connection: {e}"));
-        let stream = TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| no(&e))?;
-        // Requests are small and answered one at a time: no Nagle delay.
-        let _ = stream.set_nodelay(true);
-        let (send, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| no(&e))?;
-        Ok(Conn {
-            send,
-            driver: Some(Box::pin(driver)),
-        })
+    /// `call` as it goes on the wire, into `out`.
+    fn encode(
+        &self,
+        out: &mut Vec<u8>,
+        auth: Option<&HeaderValue>,
+        call: &Call<'_>,
+    ) -> Result<(), Box<str>> {
+        out.clear();
+        let target = call.link.path.path_and_query().map_or("/", |p| p.as_str());
+        out.extend_from_slice(method(call.kind).as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let mut line = |name: &[u8], value: &[u8]| {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        line(b"host", self.host.as_bytes());
+        line(USER_AGENT.as_str().as_bytes(), crate::USER_AGENT.as_bytes());
+        if let Some(key) = call.idempotency_key {
+            // The same check a header map makes: no line breaks smuggled in.
+            if HeaderValue::from_str(key).is_err() {
+                return Err(detail(&format!("bad request: idempotency key {key:?}")));
+            }
+            line(IDEMPOTENCY_KEY.as_str().as_bytes(), key.as_bytes());
+        }
+        if let Some(auth) = auth {
+            line(AUTHORIZATION.as_str().as_bytes(), auth.as_bytes());
+        }
+        if let Some(body) = &call.body {
+            line(CONTENT_TYPE.as_str().as_bytes(), b"application/json");
+            line(b"content-length", body.len().to_string().as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(body) = &call.body {
+            out.extend_from_slice(body);
+        }
+        Ok(())
     }
 
     async fn goose(

@@ -35,7 +35,8 @@
 //! - `driver`: what each goose user runs (open or closed loop).
 //! - [`journey`]: journey kinds and their seeded choices ([`Planner`]).
 //! - `runner`: a journey's requests; `http`: one request on either
-//!   transport, and how its ending reads (ok / fail / unknown); `watch`:
+//!   transport, and how its ending reads (ok / fail / unknown); `h1`: the
+//!   direct transport's HTTP/1.1 exchange; `watch`:
 //!   the timeout and cancellation every request races, kept per user.
 //! - `setup`: the catalog and customers read or made before the load.
 //! - `token`: the JWT each user signs for itself when the gateway wants one.
@@ -83,6 +84,7 @@ mod attack;
 pub mod config;
 mod driver;
 mod error;
+mod h1;
 pub mod history;
 mod http;
 pub mod journey;
