@@ -226,17 +226,18 @@ impl Http {
         if let Err(why) = self.encode(&mut conn.out, auth, call) {
             return Exchange::NotSent(why);
         }
-        let (exchange, reusable) = match conn.exchange().await {
-            Ok(a) => (Exchange::Answered(a.status, a.body), a.reusable),
-            Err(h1::Failed::Lost(why)) => (Exchange::Lost(detail(&why)), false),
-            Err(h1::Failed::BodyLost(status, why)) => {
-                (Exchange::BodyLost(status, detail(&why)), false)
+        // A failed exchange drops the connection in `send`; an answer that
+        // ends the connection (or leaves it out of step) drops it here.
+        match conn.exchange().await {
+            Ok(a) => {
+                if !a.reusable {
+                    d.reset();
+                }
+                Exchange::Answered(a.status, a.body)
             }
-        };
-        if !reusable {
-            d.reset();
+            Err(h1::Failed::Lost(why)) => Exchange::Lost(detail(&why)),
+            Err(h1::Failed::BodyLost(status, why)) => Exchange::BodyLost(status, detail(&why)),
         }
-        exchange
     }
 
     /// `call` as it goes on the wire, into `out`.
