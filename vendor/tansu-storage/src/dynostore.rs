@@ -332,6 +332,8 @@ struct Retained {
     /// in offset order.
     batches: VecDeque<(i64, i64, Instant)>,
     last_sweep: Option<Instant>,
+    /// Every offset below this was in a batch retention deleted.
+    deleted_below: i64,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Eq, Hash, Ord, PartialEq, PartialOrd, Serialize)]
@@ -477,10 +479,23 @@ impl DynoStore {
         if let Ok(mut retained) = self.retained.lock()
             && let Some(r) = retained.get_mut(topition)
         {
-            while r.batches.front().is_some_and(|(b, _, _)| *b <= last) {
+            while let Some(&(base, next, _)) = r.batches.front()
+                && base <= last
+            {
                 _ = r.batches.pop_front();
+                r.deleted_below = r.deleted_below.max(next);
             }
         }
+    }
+
+    /// The offset below which retention deleted every batch of
+    /// `topition` (0 if it deleted none).
+    fn deleted_below(&self, topition: &Topition) -> i64 {
+        self.retained
+            .lock()
+            .ok()
+            .and_then(|retained| retained.get(topition).map(|r| r.deleted_below))
+            .unwrap_or(0)
     }
 
     /// The lowest offset any consumer group has committed on `topition`,
@@ -1234,16 +1249,40 @@ impl Storage for DynoStore {
 
         // From the batch holding `offset` (the consumer skips the records
         // before it), as Kafka does; not only from the batches after it.
-        let first = offsets.range(..=offset).next_back().copied().unwrap_or(offset);
+        // Below the oldest batch retention kept, from that one.
+        let first = match offsets.range(..=offset).next_back() {
+            Some(&first) => first,
+            None if offset < self.deleted_below(topition) => match offsets.first() {
+                Some(&first) => first,
+                None => return Ok(batches),
+            },
+            // The batch holding `offset` is still being written.
+            None => return Ok(batches),
+        };
 
-        for offset in offsets.split_off(&first) {
-            debug!(?offset);
+        // Only batches that follow one another: produces of one partition
+        // can finish out of offset order (several producers at once), and
+        // a gap is a batch still being written. Answering with the batches
+        // after it would move the consumer past its records for good; it
+        // is read on the next fetch instead.
+        let mut expected = None;
+        for base in offsets.split_off(&first) {
+            debug!(?base);
 
+            if expected.is_some_and(|expected| expected != base) {
+                break;
+            }
             let (size, mut batch) = self
-                .read_batch(topition, offset)
+                .read_batch(topition, base)
                 .await?
                 .ok_or(Error::Api(ErrorCode::UnknownServerError))?;
-            batch.base_offset = offset;
+            batch.base_offset = base;
+            let next = base + i64::from(batch.last_offset_delta) + 1;
+            if expected.is_none() && next <= offset {
+                // The batch before `offset`'s, which is still being written.
+                break;
+            }
+            expected = Some(next);
             batches.push(batch);
 
             if size > bytes {
