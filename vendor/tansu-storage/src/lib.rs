@@ -194,7 +194,41 @@ use tracing::{debug, instrument};
 /// Woken on every produce, so that a fetch waiting for data answers as soon
 /// as there is some instead of when its wait runs out. Process-wide: a fetch
 /// woken by another broker's produce reads again and goes back to waiting.
-pub(crate) static PRODUCED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+pub(crate) static PRODUCED: Produced = Produced {
+    notify: tokio::sync::Notify::const_new(),
+    counts: std::sync::Mutex::new(BTreeMap::new()),
+};
+
+/// Produces per partition, counted, and a wake-up on each: a waiting fetch
+/// reads its partitions again only when one of them got a produce, not on
+/// every produce to any partition.
+pub(crate) struct Produced {
+    pub(crate) notify: tokio::sync::Notify,
+    counts: std::sync::Mutex<BTreeMap<Topition, u64>>,
+}
+
+impl Produced {
+    fn record(&self, topition: &Topition) {
+        if let Ok(mut counts) = self.counts.lock() {
+            match counts.get_mut(topition) {
+                Some(count) => *count += 1,
+                None => _ = counts.insert(topition.clone(), 1),
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// Produces so far to any of `topitions`: it changes whenever one of
+    /// them gets a produce.
+    pub(crate) fn count(&self, topitions: &[Topition]) -> u64 {
+        self.counts.lock().map_or(0, |counts| {
+            topitions
+                .iter()
+                .filter_map(|topition| counts.get(topition))
+                .sum()
+        })
+    }
+}
 use tracing_subscriber::filter::ParseError;
 use url::Url;
 use uuid::Uuid;
@@ -2178,7 +2212,7 @@ impl Storage for StorageContainer {
         }
         .await
         .inspect(|_| {
-            PRODUCED.notify_waiters();
+            PRODUCED.record(topition);
             STORAGE_CONTAINER_REQUESTS.add(1, &attributes);
         })
         .inspect_err(|_| {

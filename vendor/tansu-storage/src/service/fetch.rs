@@ -313,14 +313,52 @@ impl FetchService {
             let mut elapsed = Duration::from_millis(0);
             let mut bytes = 0;
 
+            // The partitions this fetch reads, by name (a fetch may name a
+            // topic by id only), and their produce count when last read.
+            let mut watched = Vec::new();
+            for fetch in topics {
+                let name = match &fetch.topic {
+                    Some(name) => Some(name.clone()),
+                    None => ctx
+                        .state()
+                        .metadata(Some(&[fetch.into()]))
+                        .await?
+                        .topics()
+                        .first()
+                        .and_then(|topic| topic.name.clone()),
+                };
+                if let Some(name) = name {
+                    for partition in fetch.partitions.as_deref().unwrap_or_default() {
+                        watched.push(Topition::new(name.as_str(), partition.partition));
+                    }
+                }
+            }
+            let mut read_at = None;
+
             loop {
                 debug!(?elapsed, ?max_wait, ?bytes, ?min_bytes);
 
                 // Registered before reading, so a produce that lands while
                 // this round reads is not missed.
-                let produced = crate::PRODUCED.notified();
+                let produced = crate::PRODUCED.notify.notified();
                 tokio::pin!(produced);
                 let _ = produced.as_mut().enable();
+
+                // Woken by a produce to partitions this fetch does not read:
+                // nothing new to read, back to waiting.
+                let count = crate::PRODUCED.count(&watched);
+                if read_at == Some(count) {
+                    let remaining = max_wait.saturating_sub(start.elapsed());
+                    if remaining.is_zero() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = sleep(remaining) => {}
+                        _ = &mut produced => {}
+                    }
+                    continue;
+                }
+                read_at = Some(count);
 
                 let enumerate = topics.iter().enumerate();
                 responses.clear();
