@@ -1,6 +1,7 @@
-//! The asynchronous order flow at a fixed offered rate: orders are sent
-//! open-loop (on schedule, whatever the answers do) through the gateway
-//! with `flow = "async"` for a fixed time, on the same stack `serve` runs
+//! The asynchronous order flow (or, with `--sync`, the synchronous one) at
+//! a fixed offered rate: orders are sent open-loop (on schedule, whatever
+//! the answers do) through the gateway with `flow = "async"` for a fixed
+//! time, on the same stack `serve` runs
 //! (every link behind its proxy, the embedded broker behind `kafka`).
 //! Reports orders accepted per second, the accept latency, the time from
 //! accepted to CONFIRMED/CANCELLED as the orders database recorded it, and
@@ -15,6 +16,13 @@
 //! on a fresh stack, at most `--probes` (default 8) rates.
 //!
 //! `cargo bench --bench async_orders -- --find [--from 100 --seconds 20]`
+//!
+//! `--sync` runs the synchronous flow instead (the saga in the request:
+//! an order counts once answered 201, settled or compensated, and "settle"
+//! is its answer's latency); `--provider-ms N` sets the payment provider's
+//! delay (default 0).
+//!
+//! `cargo bench --bench async_orders -- --find --sync --provider-ms 200`
 
 mod common;
 use common::arg;
@@ -26,8 +34,39 @@ use gauntlet_system::Service;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+/// Which flow the orders take, and how slow the payment provider is.
+#[derive(Clone, Copy)]
+struct Flow {
+    sync: bool,
+    provider_ms: u64,
+}
+
+impl Flow {
+    fn name(self) -> &'static str {
+        if self.sync {
+            "sync"
+        } else {
+            "async"
+        }
+    }
+
+    /// The answer that means the order was taken: 201 settled in the
+    /// request, 202 accepted for the event path.
+    fn taken(self) -> &'static str {
+        if self.sync {
+            "201"
+        } else {
+            "202"
+        }
+    }
+}
+
 fn main() {
     let find = std::env::args().any(|a| a == "--find");
+    let flow = Flow {
+        sync: std::env::args().any(|a| a == "--sync"),
+        provider_ms: arg("--provider-ms", 0),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,12 +74,13 @@ fn main() {
     if find {
         let seconds = arg("--seconds", 20);
         rt.block_on(find_sustained(
+            flow,
             arg("--from", 100).max(1),
             seconds,
             arg("--probes", 8),
         ));
     } else {
-        rt.block_on(run(arg("--rate", 2000), arg("--seconds", 30)));
+        rt.block_on(run(flow, arg("--rate", 2000), arg("--seconds", 30)));
     }
 }
 
@@ -72,12 +112,12 @@ fn cpu_used() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-async fn find_sustained(from: u64, seconds: u64, probes: u64) {
+async fn find_sustained(flow: Flow, from: u64, seconds: u64, probes: u64) {
     let (mut held, mut failed): (Option<u64>, Option<u64>) = (None, None);
     let mut rate = from;
     let mut results = Vec::new();
     for _ in 0..probes {
-        let p = run(rate, seconds).await;
+        let p = run(flow, rate, seconds).await;
         println!();
         if p.held() {
             held = Some(rate);
@@ -98,7 +138,11 @@ async fn find_sustained(from: u64, seconds: u64, probes: u64) {
         };
         rate = next;
     }
-    println!("sustained rate, async flow ({seconds} s per rate; held = all accepted, all settled, settle p99 < 1 s):");
+    println!(
+        "sustained rate, {} flow, provider {} ms ({seconds} s per rate; held = all accepted, all settled, settle p99 < 1 s):",
+        flow.name(),
+        flow.provider_ms
+    );
     println!("| offered | accepted | still open | settle p99 | CPU per order | held |");
     println!("|---|---|---|---|---|---|");
     for p in &results {
@@ -128,13 +172,13 @@ async fn find_sustained(from: u64, seconds: u64, probes: u64) {
     }
 }
 
-async fn run(rate: u64, seconds: u64) -> Probe {
-    let mut stack = Stack::start(StackOptions {
+async fn run(flow: Flow, rate: u64, seconds: u64) -> Probe {
+    let mut options = StackOptions {
         kafka: Kafka::Embedded,
         ..StackOptions::default()
-    })
-    .await
-    .expect("stack starts");
+    };
+    options.system.config.provider.latency_ms = flow.provider_ms;
+    let mut stack = Stack::start(options).await.expect("stack starts");
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(512)
@@ -159,8 +203,7 @@ async fn run(rate: u64, seconds: u64) -> Probe {
         .json()
         .await
         .expect("product json");
-    let body =
-        json!({"user_id": user["id"], "product_id": product["id"], "quantity": 1, "flow": "async"});
+    let body = json!({"user_id": user["id"], "product_id": product["id"], "quantity": 1, "flow": flow.name()});
 
     // Open loop: one request per slot of the schedule, sent on time.
     let cpu_before = cpu_used();
@@ -187,13 +230,13 @@ async fn run(rate: u64, seconds: u64) -> Probe {
     let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
     for t in sent {
         if let Ok((outcome, took)) = t.await {
-            if outcome == "202" {
+            if outcome == flow.taken() {
                 let _ = accept.record(took.as_micros() as u64);
             }
             *outcomes.entry(outcome).or_default() += 1;
         }
     }
-    let accepted = outcomes.get("202").copied().unwrap_or(0);
+    let accepted = outcomes.get(flow.taken()).copied().unwrap_or(0);
     let send_elapsed = start.elapsed();
 
     // Wait (bounded) for every accepted order to settle, then read when.
@@ -230,7 +273,7 @@ async fn run(rate: u64, seconds: u64) -> Probe {
         let Some(last) = page.last() else { break };
         after = last["id"].as_i64().unwrap_or(i64::MAX);
         for o in &page {
-            if o["flow"] != "async" {
+            if o["flow"] != flow.name() {
                 continue;
             }
             match o["status"].as_str() {
@@ -244,7 +287,9 @@ async fn run(rate: u64, seconds: u64) -> Probe {
         }
     }
     println!(
-        "async flow, offered {rate}/s for {seconds} s, {} cores, embedded broker, proxies on every link",
+        "{} flow, offered {rate}/s for {seconds} s, provider {} ms, {} cores, embedded broker, proxies on every link",
+        flow.name(),
+        flow.provider_ms,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -304,7 +349,12 @@ async fn run(rate: u64, seconds: u64) -> Probe {
         total,
         accepted,
         open: if open == u64::MAX { 0 } else { open },
-        settle_p99_ms: settle.value_at_quantile(0.99),
+        // The sync flow settles in the request: its answer's latency.
+        settle_p99_ms: if flow.sync {
+            accept.value_at_quantile(0.99) / 1000
+        } else {
+            settle.value_at_quantile(0.99)
+        },
         cpu_ms_per_order,
     }
 }
