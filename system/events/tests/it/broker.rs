@@ -221,15 +221,20 @@ async fn read(c: rdkafka::consumer::BaseConsumer, n: usize, limit: Duration) -> 
     .expect("reader thread")
 }
 
+/// A plain producer that waits up to `linger_ms` to fill a batch.
+fn producer(bootstrap: &str, linger_ms: u32) -> rdkafka::producer::FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", linger_ms.to_string())
+        .set("enable.idempotence", "false")
+        .create()
+        .expect("producer")
+}
+
 /// Sends `n` records at once to partition 0, so the producer puts them in
 /// as few batches as it can; returns once all are written.
 async fn produce(bootstrap: &str, topic: &str, n: usize) {
-    let p: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "50")
-        .set("enable.idempotence", "false")
-        .create()
-        .expect("producer");
+    let p = producer(bootstrap, 50);
     let sends = (0..n).map(|i| {
         let payload = format!("m{i}");
         let p = p.clone();
@@ -300,12 +305,7 @@ async fn a_consumer_resuming_inside_a_batch_gets_the_rest_of_it() {
 /// Writes `n` one-record batches to partition 0, one after another, each
 /// sent once the last is written.
 async fn produce_one_by_one(bootstrap: &str, topic: &str, n: usize) {
-    let p: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .set("enable.idempotence", "false")
-        .create()
-        .expect("producer");
+    let p = producer(bootstrap, 0);
     for i in 0..n {
         p.send(
             rdkafka::producer::FutureRecord::<(), String>::to(topic)

@@ -1,6 +1,6 @@
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures_intrusive::sync::{Mutex, MutexGuard};
@@ -37,9 +37,6 @@ pub(crate) struct ConnectionWorker {
 pub(crate) struct WorkerSharedState {
     transaction_depth: AtomicUsize,
     cached_statements_size: AtomicUsize,
-    /// A transaction was dropped while the connection was locked out (by a
-    /// `LockedSqliteHandle`): roll it back before the next command.
-    rollback_pending: AtomicBool,
     pub(crate) conn: Mutex<ConnectionState>,
 }
 
@@ -60,23 +57,18 @@ impl ConnectionWorker {
             shared: Arc::new(WorkerSharedState {
                 transaction_depth: AtomicUsize::new(0),
                 cached_statements_size: AtomicUsize::new(0),
-                rollback_pending: AtomicBool::new(false),
                 conn: Mutex::new(conn, true),
             }),
         })
     }
 
-    /// The connection, after any rollback a dropped transaction left.
+    /// The connection.
     ///
     /// Every command takes `&mut self`, and the only other holder of the
     /// lock is a `LockedSqliteHandle`, which borrows the connection
     /// mutably too, so the lock is always free here.
     fn conn(&self) -> Result<MutexGuard<'_, ConnectionState>, Error> {
-        let mut conn = self.shared.conn.try_lock().ok_or(Error::WorkerCrashed)?;
-        if self.shared.rollback_pending.swap(false, Ordering::AcqRel) {
-            self.rollback_locked(&mut conn)?;
-        }
-        Ok(conn)
+        self.shared.conn.try_lock().ok_or(Error::WorkerCrashed)
     }
 
     fn rollback_locked(&self, conn: &mut ConnectionState) -> Result<(), Error> {
@@ -191,22 +183,12 @@ impl ConnectionWorker {
         self.rollback_locked(&mut conn)
     }
 
-    /// A transaction dropped uncommitted: rolled back now, or before the
-    /// next command if the connection is locked out.
+    /// A transaction dropped uncommitted: rolled back now.
     pub(crate) fn start_rollback(&mut self) -> Result<(), Error> {
-        match self.shared.conn.try_lock() {
-            Some(mut conn) => {
-                if let Err(error) = self.rollback_locked(&mut conn) {
-                    tracing::error!(%error, "failed to rollback dropped transaction");
-                    return Err(error);
-                }
-                Ok(())
-            }
-            None => {
-                self.shared.rollback_pending.store(true, Ordering::Release);
-                Ok(())
-            }
-        }
+        let mut conn = self.conn()?;
+        self.rollback_locked(&mut conn).inspect_err(|error| {
+            tracing::error!(%error, "failed to rollback dropped transaction");
+        })
     }
 
     pub(crate) async fn ping(&mut self) -> Result<(), Error> {

@@ -344,50 +344,42 @@ impl FetchService {
                 tokio::pin!(produced);
                 let _ = produced.as_mut().enable();
 
-                // Woken by a produce to partitions this fetch does not read:
-                // nothing new to read, back to waiting.
+                // Read only if a partition this fetch reads got a produce
+                // since the last read; woken by a produce elsewhere, there
+                // is nothing new, so back to waiting.
                 let count = crate::PRODUCED.count(&watched);
-                if read_at == Some(count) {
-                    let remaining = max_wait.saturating_sub(start.elapsed());
-                    if remaining.is_zero() {
+                if read_at != Some(count) {
+                    read_at = Some(count);
+                    responses.clear();
+
+                    for (i, fetch) in topics.iter().enumerate() {
+                        let fetch_response = self
+                            .fetch_topic(
+                                ctx.clone(),
+                                max_wait,
+                                min_bytes,
+                                max_bytes,
+                                isolation,
+                                fetch,
+                                i == 0,
+                            )
+                            .await?;
+
+                        responses.push(fetch_response);
+                    }
+
+                    bytes = u32::try_from(responses.byte_size())?;
+
+                    // Kafka's rule: answer once `min_bytes` are there, or
+                    // when the wait is up, whichever comes first.
+                    if bytes >= min_bytes {
                         break;
                     }
-                    tokio::select! {
-                        _ = sleep(remaining) => {}
-                        _ = &mut produced => {}
-                    }
-                    continue;
-                }
-                read_at = Some(count);
-
-                let enumerate = topics.iter().enumerate();
-                responses.clear();
-
-                for (i, fetch) in enumerate {
-                    let fetch_response = self
-                        .fetch_topic(
-                            ctx.clone(),
-                            max_wait,
-                            min_bytes,
-                            max_bytes,
-                            isolation,
-                            fetch,
-                            i == 0,
-                        )
-                        .await?;
-
-                    responses.push(fetch_response);
                 }
 
-                bytes = u32::try_from(responses.byte_size())?;
-
-                let now = Instant::now();
-                elapsed = now.duration_since(start);
+                elapsed = start.elapsed();
                 let remaining = max_wait.saturating_sub(elapsed);
-
-                // Kafka's rule: answer once `min_bytes` are there, or when
-                // the wait is up, whichever comes first.
-                if bytes >= min_bytes || remaining.is_zero() {
+                if remaining.is_zero() {
                     break;
                 }
 
