@@ -19,13 +19,16 @@
 //! - `reset_peer` fires: both sockets are closed with linger 0 (RST);
 //! - the proxy is disabled, changed or deleted: both sockets are closed.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
+use futures::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -132,6 +135,37 @@ async fn next_change(
     (rx, changed)
 }
 
+/// What ended a pump's wait.
+enum Woke {
+    Aborted,
+    SourceGone,
+    Toxics(
+        watch::Receiver<Arc<Snapshot>>,
+        Result<(), watch::error::RecvError>,
+    ),
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+    Timer,
+}
+
+/// The waker a pump's signals (abort, source gone, toxics changed) are
+/// polled with: it records that one fired, then wakes the pump's task.
+struct ControlWake {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ControlWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 struct Pump {
     src: OwnedReadHalf,
     dst: OwnedWriteHalf,
@@ -172,6 +206,13 @@ impl Pump {
         let mut gone = std::pin::pin!(self.source_gone.clone().cancelled_owned());
         // Likewise the wait for a change of toxics, on its own receiver.
         let mut change = Box::pin(next_change(self.toxics.clone()));
+        // The three signals above are polled with this waker, which notes
+        // that one of them fired before it wakes the pump.
+        let control = Arc::new(ControlWake {
+            fired: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let control_waker = Waker::from(control.clone());
 
         loop {
             if toxics_changed || (toxics_open && self.toxics.has_changed().unwrap_or(false)) {
@@ -184,7 +225,11 @@ impl Pump {
             let mut reads = 0;
             let plain_path = self.chain.passes_through();
             if plain_path {
-                match self.copy_plain(&mut plain, &mut source_done) {
+                // Polled for a real waker: a read that would block leaves
+                // this task registered on the socket, as the wait below does.
+                let copied =
+                    poll_fn(|cx| Poll::Ready(self.copy_plain(cx, &mut plain, &mut source_done)));
+                match copied.await {
                     // Drained: the source said it would block, so go and
                     // wait rather than ask it again at once.
                     Some((moved, drained)) => progressed = moved && !drained,
@@ -217,7 +262,12 @@ impl Pump {
                 progressed = true;
             }
 
-            let wake = self.chain.advance(Instant::now());
+            // A pass-through chain has no stage to advance (and needs no clock).
+            let wake = if plain_path {
+                None
+            } else {
+                self.chain.advance(Instant::now())
+            };
 
             loop {
                 match self.chain.outbox.front_mut() {
@@ -261,37 +311,76 @@ impl Pump {
             let want_read = !source_done && self.chain.can_accept();
             let want_write = matches!(self.chain.outbox.front(), Some(Item::Data(_)));
 
-            tokio::select! {
-                biased;
-                _ = &mut aborted => return None,
-                _ = &mut gone, if !source_done => {
-                    source_done = true;
-                    self.chain.push(Item::End(End::Close));
-                }
-                (rx, changed) = &mut change, if toxics_open => match changed {
-                    Ok(()) => {
-                        toxics_changed = true;
-                        change.set(next_change(rx));
+            let woke = poll_fn(|cx| {
+                // The signals first, as they outrank the sockets; but only
+                // when one of them has woken the pump (or on the first
+                // wait), so a wake-up by a socket costs two private atomics
+                // here, not a lock on each token and on the proxy's watch.
+                control.task.register(cx.waker());
+                if control.fired.swap(false, Ordering::AcqRel) {
+                    let mut signals = Context::from_waker(&control_waker);
+                    if aborted.as_mut().poll(&mut signals).is_ready() {
+                        return Poll::Ready(Woke::Aborted);
                     }
-                    Err(_) => toxics_open = false,
-                },
+                    if !source_done && gone.as_mut().poll(&mut signals).is_ready() {
+                        return Poll::Ready(Woke::SourceGone);
+                    }
+                    if toxics_open {
+                        if let Poll::Ready((rx, changed)) = change.as_mut().poll(&mut signals) {
+                            return Poll::Ready(Woke::Toxics(rx, changed));
+                        }
+                    }
+                }
                 // `poll_*_ready` keep one waker per direction in the socket,
                 // where `readable()` would join (and leave) a waiter list on
                 // every wait; each half is waited on by one pump only.
-                ready = poll_fn(|cx| self.src.as_ref().poll_read_ready(cx)), if want_read => {
+                if want_read {
+                    if let Poll::Ready(ready) = self.src.as_ref().poll_read_ready(cx) {
+                        return Poll::Ready(Woke::Readable(ready));
+                    }
+                }
+                if want_write {
+                    if let Poll::Ready(ready) = self.dst.as_ref().poll_write_ready(cx) {
+                        return Poll::Ready(Woke::Writable(ready));
+                    }
+                }
+                if timer_at.is_some() && timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            match woke {
+                Woke::Aborted => return None,
+                Woke::SourceGone => {
+                    control.fired.store(true, Ordering::Release);
+                    source_done = true;
+                    self.chain.push(Item::End(End::Close));
+                }
+                Woke::Toxics(rx, changed) => {
+                    // Look at the other signals again next time, and poll
+                    // the new wait for a change at least once.
+                    control.fired.store(true, Ordering::Release);
+                    match changed {
+                        Ok(()) => {
+                            toxics_changed = true;
+                            change.set(next_change(rx));
+                        }
+                        Err(_) => toxics_open = false,
+                    }
+                }
+                Woke::Readable(ready) => {
                     if ready.is_err() {
                         source_done = true;
                         self.chain.push(Item::End(End::Close));
                     }
                 }
-                ready = poll_fn(|cx| self.dst.as_ref().poll_write_ready(cx)), if want_write => {
+                Woke::Writable(ready) => {
                     if ready.is_err() {
                         return None;
                     }
                 }
-                () = timer.as_mut(), if timer_at.is_some() => {
-                    timer_at = None;
-                }
+                Woke::Timer => timer_at = None,
             }
         }
     }
@@ -300,23 +389,34 @@ impl Pump {
     /// destination takes everything. A write that falls short leaves the
     /// rest in the outbox (the chain's path writes it, in order); an end of
     /// stream goes there too. Returns whether anything moved and whether
-    /// the source was left drained (it would block), or `None` if the
-    /// destination failed.
-    fn copy_plain(&mut self, buf: &mut [u8], source_done: &mut bool) -> Option<(bool, bool)> {
+    /// the source was left drained (it would block, or a read came back
+    /// short of the buffer), or `None` if the destination failed.
+    ///
+    /// Reads go through `poll_read`, which on Linux takes a short read as
+    /// the socket drained and clears its readiness, so a request that fits
+    /// the buffer costs one read call, not a read and a second that would
+    /// block (the same as tokio's own copy).
+    fn copy_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        source_done: &mut bool,
+    ) -> Option<(bool, bool)> {
         let mut moved = false;
         for _ in 0..READS_PER_TURN {
             if *source_done {
                 break;
             }
-            let n = match self.src.try_read(buf) {
-                Ok(0) => {
+            let mut read = ReadBuf::new(buf);
+            let n = match Pin::new(&mut self.src).poll_read(cx, &mut read) {
+                Poll::Pending => return Some((moved, true)),
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
                     *source_done = true;
                     self.chain.push(Item::End(End::Eof));
                     return Some((true, false));
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some((moved, true)),
-                Err(e) => {
+                Poll::Ready(Ok(())) => read.filled().len(),
+                Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "source failed; closing the link");
                     *source_done = true;
                     self.chain.push(Item::End(End::Close));
@@ -344,6 +444,11 @@ impl Pump {
                     at: Instant::now(),
                 }));
                 break;
+            }
+            if n < buf.len() {
+                // Short: the socket is drained (and `poll_read` has said
+                // so to the runtime); the next byte brings a wake-up.
+                return Some((true, true));
             }
         }
         Some((moved, false))
