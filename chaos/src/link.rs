@@ -319,16 +319,24 @@ impl Pump {
                 control.task.register(cx.waker());
                 if control.fired.swap(false, Ordering::AcqRel) {
                     let mut signals = Context::from_waker(&control_waker);
-                    if aborted.as_mut().poll(&mut signals).is_ready() {
-                        return Poll::Ready(Woke::Aborted);
-                    }
-                    if !source_done && gone.as_mut().poll(&mut signals).is_ready() {
-                        return Poll::Ready(Woke::SourceGone);
-                    }
-                    if toxics_open {
-                        if let Poll::Ready((rx, changed)) = change.as_mut().poll(&mut signals) {
-                            return Poll::Ready(Woke::Toxics(rx, changed));
+                    let signal = if aborted.as_mut().poll(&mut signals).is_ready() {
+                        Some(Woke::Aborted)
+                    } else if !source_done && gone.as_mut().poll(&mut signals).is_ready() {
+                        Some(Woke::SourceGone)
+                    } else if toxics_open {
+                        match change.as_mut().poll(&mut signals) {
+                            Poll::Ready((rx, changed)) => Some(Woke::Toxics(rx, changed)),
+                            Poll::Pending => None,
                         }
+                    } else {
+                        None
+                    };
+                    if let Some(signal) = signal {
+                        // The signals after this one went unpolled (and a
+                        // new wait for a change needs its first poll): look
+                        // at them again on the next wait.
+                        control.fired.store(true, Ordering::Release);
+                        return Poll::Ready(signal);
                     }
                 }
                 // `poll_*_ready` keep one waker per direction in the socket,
@@ -353,22 +361,14 @@ impl Pump {
             match woke {
                 Woke::Aborted => return None,
                 Woke::SourceGone => {
-                    control.fired.store(true, Ordering::Release);
                     source_done = true;
                     self.chain.push(Item::End(End::Close));
                 }
-                Woke::Toxics(rx, changed) => {
-                    // Look at the other signals again next time, and poll
-                    // the new wait for a change at least once.
-                    control.fired.store(true, Ordering::Release);
-                    match changed {
-                        Ok(()) => {
-                            toxics_changed = true;
-                            change.set(next_change(rx));
-                        }
-                        Err(_) => toxics_open = false,
-                    }
+                Woke::Toxics(rx, Ok(())) => {
+                    toxics_changed = true;
+                    change.set(next_change(rx));
                 }
+                Woke::Toxics(_, Err(_)) => toxics_open = false,
                 Woke::Readable(ready) => {
                     if ready.is_err() {
                         source_done = true;
