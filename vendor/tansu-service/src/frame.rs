@@ -27,11 +27,33 @@ use tansu_auth::Authentication;
 use tansu_sans_io::{
     ApiKey, ApiVersionsRequest, Body, Frame, Header, Request, Response, RootMessageMeta,
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    primitive::ByteSize as _,
 };
 use tokio::task::spawn_blocking;
 use tracing::{debug, error, instrument};
 
 use crate::{API_ERRORS, API_REQUESTS};
+
+/// A frame with fewer bytes than this (of records, for a response) is decoded
+/// or encoded on the task that serves it. Handing it to the blocking pool
+/// costs two thread wake-ups, far more than the work itself; only a large
+/// frame, whose copying could hold up the runtime, goes there.
+const INLINE_FRAME_BYTES: usize = 64 * 1024;
+
+/// The record bytes a response carries (only a fetch response carries any).
+fn record_bytes(body: &Body) -> usize {
+    match body {
+        Body::FetchResponse(fetch) => fetch
+            .responses
+            .iter()
+            .flatten()
+            .flat_map(|topic| topic.partitions.iter().flatten())
+            .filter_map(|partition| partition.records.as_ref())
+            .map(|records| records.size_in_bytes().unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add),
+        _ => 0,
+    }
+}
 
 /// A [Matcher] of [`Request`]s using their [API key][`ApiKey`].
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -314,6 +336,8 @@ where
                     SaslAuthenticateRequest::default().auth_bytes(req.slice(4..)),
                 ),
             }
+        } else if req.len() < INLINE_FRAME_BYTES {
+            Frame::request_from_bytes(req).inspect(|request| debug!(?request))?
         } else {
             spawn_blocking(|| Frame::request_from_bytes(req))
                 .await?
@@ -391,24 +415,23 @@ where
                 *v0 = Some(true)
             }
 
-            spawn_blocking(move || {
-                Frame::response(
-                    Header::Response { correlation_id },
-                    body,
-                    api_key,
-                    api_version,
-                )
-            })
-            .await?
-            .inspect(|response| {
-                debug!(response = ?response[..]);
-                API_REQUESTS.add(1, &attributes);
-            })
-            .inspect_err(|err| {
-                error!(api_key, api_version, ?err);
-                API_ERRORS.add(1, &attributes);
-            })
-            .map_err(Into::into)
+            let header = Header::Response { correlation_id };
+            let response = if record_bytes(&body) < INLINE_FRAME_BYTES {
+                Frame::response(header, body, api_key, api_version)
+            } else {
+                spawn_blocking(move || Frame::response(header, body, api_key, api_version)).await?
+            };
+
+            response
+                .inspect(|response| {
+                    debug!(response = ?response[..]);
+                    API_REQUESTS.add(1, &attributes);
+                })
+                .inspect_err(|err| {
+                    error!(api_key, api_version, ?err);
+                    API_ERRORS.add(1, &attributes);
+                })
+                .map_err(Into::into)
         }
     }
 }
