@@ -15,7 +15,13 @@
 //! - the delay a 100 ms latency toxic adds, measured the same way;
 //! - for scale, the same figures for a minimal tokio proxy
 //!   (`copy_bidirectional`, no API, no toxics): the floor any proxy pays on
-//!   the machine.
+//!   the machine;
+//! - the CPU time per request each proxy adds (the process's, from
+//!   `getrusage`, less the direct run's in the same round), which varies far
+//!   less from run to run than requests/s on a shared machine.
+//!
+//! `-- --only ours|minimal|direct [--seconds N]` runs one throughput run
+//! alone, for `perf stat` or a profiler to look at one proxy by itself.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,7 +48,25 @@ struct Settings {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only ours|minimal [--seconds N]`: one proxy's throughput run alone,
+    // for a profiler or `perf stat` to look at.
+    if let Some(at) = args.iter().position(|a| a == "--only") {
+        let which = args.get(at + 1).cloned().unwrap_or_default();
+        let seconds = args
+            .iter()
+            .position(|a| a == "--seconds")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10u64);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(only(&which, Duration::from_secs(seconds)));
+        return;
+    }
     let settings = if quick {
         Settings {
             run: Duration::from_millis(500),
@@ -95,31 +119,55 @@ async fn bench(s: Settings) {
     // proxy costs here. It runs in the same rounds as ours, one right after
     // the other, and the two are compared round by round: on a shared
     // machine the load changes between rounds more than between neighbours.
+    // Which of the two goes first alternates from round to round, as the
+    // run straight after another one is not measured on an equal footing.
     let plain = spawn_plain_proxy(echo).await;
     let (mut tcp_direct, mut tcp_proxied, mut http_direct, mut http_proxied) =
         (vec![], vec![], vec![], vec![]);
     let (mut baseline_tcp, mut paired_tcp) = (vec![], vec![]);
+    // The pairs by which ran first: [ours first, minimal first].
+    let mut by_order: [Vec<f64>; 2] = [vec![], vec![]];
+    // CPU per request the hop adds (the proxied run's less the direct
+    // run's, in the same round): ours, minimal, and ours - minimal.
+    let (mut hop_cpu, mut floor_cpu, mut paired_cpu) = (vec![], vec![], vec![]);
     let client = reqwest::Client::new();
-    for _ in 0..s.repeats {
-        tcp_direct.push(tcp_throughput(echo, s.concurrency, s.run).await);
-        let ours = tcp_throughput(tcp_proxy, s.concurrency, s.run).await;
-        let floor = tcp_throughput(plain, s.concurrency, s.run).await;
-        tcp_proxied.push(ours);
-        baseline_tcp.push(floor);
-        paired_tcp.push(ours / floor);
+    for round in 0..s.repeats {
+        let direct = tcp_throughput(echo, s.concurrency, s.run).await;
+        tcp_direct.push(direct.rate);
+        let (ours, floor) = if round % 2 == 0 {
+            let ours = tcp_throughput(tcp_proxy, s.concurrency, s.run).await;
+            (ours, tcp_throughput(plain, s.concurrency, s.run).await)
+        } else {
+            let floor = tcp_throughput(plain, s.concurrency, s.run).await;
+            (tcp_throughput(tcp_proxy, s.concurrency, s.run).await, floor)
+        };
+        tcp_proxied.push(ours.rate);
+        baseline_tcp.push(floor.rate);
+        paired_tcp.push(ours.rate / floor.rate);
+        by_order[round % 2].push(ours.rate / floor.rate);
+        hop_cpu.push(ours.cpu_us - direct.cpu_us);
+        floor_cpu.push(floor.cpu_us - direct.cpu_us);
+        paired_cpu.push(ours.cpu_us - floor.cpu_us);
         http_direct.push(http_throughput(&client, http, s.concurrency, s.run).await);
         http_proxied.push(http_throughput(&client, http_proxy, s.concurrency, s.run).await);
     }
     let (tcp_direct, tcp_proxied) = (median_f(tcp_direct), median_f(tcp_proxied));
     let (http_direct, http_proxied) = (median_f(http_direct), median_f(http_proxied));
     let (baseline_tcp, paired_tcp) = (median_f(baseline_tcp), median_f(paired_tcp));
+    let (hop_cpu, floor_cpu) = (median_f(hop_cpu), median_f(floor_cpu));
+    let paired_cpu = median_f(paired_cpu);
 
     // Per-hop latency, the same way.
     let (mut direct, mut proxied, mut baseline, mut paired_p50) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..s.repeats {
+    for round in 0..s.repeats {
         let d = round_trips(echo, s.round_trips).await;
-        let ours = round_trips(tcp_proxy, s.round_trips).await;
-        let floor = round_trips(plain, s.round_trips).await;
+        let (ours, floor) = if round % 2 == 0 {
+            let ours = round_trips(tcp_proxy, s.round_trips).await;
+            (ours, round_trips(plain, s.round_trips).await)
+        } else {
+            let floor = round_trips(plain, s.round_trips).await;
+            (round_trips(tcp_proxy, s.round_trips).await, floor)
+        };
         paired_p50.push(micros(ours.p50) - micros(floor.p50));
         direct.push(d);
         proxied.push(ours);
@@ -186,6 +234,31 @@ async fn bench(s: Settings) {
         "",
         &format!("{paired_tcp:.2}x (paired)"),
     );
+    let order = |v: &[f64]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2}x", median_f(v.to_vec()))
+        }
+    };
+    row(
+        "  the pairs with ours | minimal first",
+        "",
+        "",
+        &format!("{} | {}", order(&by_order[0]), order(&by_order[1])),
+    );
+    row(
+        "CPU per request the hop adds",
+        "",
+        &format!("{hop_cpu:.2} µs"),
+        &format!("minimal {floor_cpu:.2} µs"),
+    );
+    row(
+        "ours - minimal, CPU per request",
+        "",
+        "",
+        &format!("{paired_cpu:+.2} µs (paired)"),
+    );
     row(
         "ours - minimal, round trip p50",
         "",
@@ -208,6 +281,23 @@ async fn bench(s: Settings) {
     println!("targets: proxied/direct >= 0.9x; added p50 <= 50 µs per hop; toxic delay 100 ms +- 2 ms at p50;");
     println!("         with no toxics, ours / minimal >= 1.0x and ours - minimal <= 0 µs at p50 (medians of the rounds' pairs)");
 
+    chaos.shutdown().await;
+}
+
+async fn only(which: &str, run: Duration) {
+    let echo = spawn_echo().await;
+    let chaos = Chaos::new(1);
+    let addr = match which {
+        "ours" => proxy(&chaos, "echo", echo).await,
+        "minimal" => spawn_plain_proxy(echo).await,
+        "direct" => echo,
+        other => panic!("--only takes ours, minimal or direct, not {other:?}"),
+    };
+    let run = tcp_throughput(addr, 16, run).await;
+    println!(
+        "{which}: {:.0} requests/s, {:.2} µs of CPU per request (the whole process)",
+        run.rate, run.cpu_us
+    );
     chaos.shutdown().await;
 }
 
@@ -269,9 +359,16 @@ async fn spawn_http() -> SocketAddr {
     addr
 }
 
-/// Requests per second of `concurrency` connections each doing sequential
-/// 64-byte echo round trips for `run`.
-async fn tcp_throughput(addr: SocketAddr, concurrency: usize, run: Duration) -> f64 {
+/// A throughput run: requests per second, and the process's CPU time
+/// (user + system, all threads: load, proxy and echo) per request.
+struct Throughput {
+    rate: f64,
+    cpu_us: f64,
+}
+
+/// `concurrency` connections each doing sequential 64-byte echo round trips
+/// for `run`.
+async fn tcp_throughput(addr: SocketAddr, concurrency: usize, run: Duration) -> Throughput {
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -290,14 +387,30 @@ async fn tcp_throughput(addr: SocketAddr, concurrency: usize, run: Duration) -> 
         }));
     }
     let start = Instant::now();
+    let cpu_start = cpu_time();
     tokio::time::sleep(run).await;
     done.store(true, Ordering::Relaxed);
     let counted = count.load(Ordering::Relaxed);
+    let cpu = cpu_time() - cpu_start;
     let elapsed = start.elapsed();
     for task in tasks {
         let _ = task.await;
     }
-    counted as f64 / elapsed.as_secs_f64()
+    Throughput {
+        rate: counted as f64 / elapsed.as_secs_f64(),
+        cpu_us: micros(cpu) / counted.max(1) as f64,
+    }
+}
+
+/// User + system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass and reads nothing.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 async fn http_throughput(

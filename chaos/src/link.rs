@@ -135,6 +135,29 @@ async fn next_change(
     (rx, changed)
 }
 
+/// Why the pass-through loop handed back to the pump's loop.
+enum Handback {
+    /// A signal fired, the outbox took bytes or the source ended: the turn
+    /// starts again.
+    Changed,
+    /// The task's waker is not the one registered with the signals: the
+    /// pump's wait registers it.
+    NewWaker,
+}
+
+/// What one read and write on the pass-through did.
+enum Step {
+    /// The source has nothing now (this task is registered for more).
+    Pending,
+    /// The source ended (or failed): the end is in the outbox.
+    Ended,
+    /// The destination took part of the bytes: the rest is in the outbox.
+    Backlog,
+    /// The destination took everything; `short` if the read came back short
+    /// of the buffer (the source is drained).
+    Moved { short: bool },
+}
+
 /// What ended a pump's wait.
 enum Woke {
     Aborted,
@@ -213,6 +236,8 @@ impl Pump {
             task: AtomicWaker::new(),
         });
         let control_waker = Waker::from(control.clone());
+        // The task waker last registered in `control`.
+        let mut registered: Option<Waker> = None;
 
         loop {
             if toxics_changed || (toxics_open && self.toxics.has_changed().unwrap_or(false)) {
@@ -224,6 +249,25 @@ impl Pump {
             let mut progressed = false;
             let mut reads = 0;
             let plain_path = self.chain.passes_through();
+            if plain_path
+                && !source_done
+                && registered.is_some()
+                && !control.fired.load(Ordering::Acquire)
+            {
+                // Stays in the pass-through loop for as long as nothing
+                // needs the rest of this one.
+                let fired = &control.fired;
+                let waker = registered.as_ref();
+                let through =
+                    poll_fn(|cx| self.pass_through(cx, &mut plain, &mut source_done, fired, waker));
+                match through.await {
+                    None => return None,
+                    // The chain or the source may have changed: this turn's
+                    // `plain_path` no longer holds.
+                    Some(Handback::Changed) => continue,
+                    Some(Handback::NewWaker) => {}
+                }
+            }
             if plain_path {
                 // Polled for a real waker: a read that would block leaves
                 // this task registered on the socket, as the wait below does.
@@ -314,10 +358,19 @@ impl Pump {
             let woke = poll_fn(|cx| {
                 // The signals first, as they outrank the sockets; but only
                 // when one of them has woken the pump (or on the first
-                // wait), so a wake-up by a socket costs two private atomics
+                // wait), so a wake-up by a socket costs one private atomic
                 // here, not a lock on each token and on the proxy's watch.
-                control.task.register(cx.waker());
-                if control.fired.swap(false, Ordering::AcqRel) {
+                let fired = control.fired.swap(false, Ordering::AcqRel);
+                // A wake-up by a signal takes the task's waker out of
+                // `control` (and sets `fired` first), so it needs putting
+                // back only then, or if the task's waker is another one.
+                if fired || !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    control.task.register(cx.waker());
+                    if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        registered = Some(cx.waker().clone());
+                    }
+                }
+                if fired {
                     let mut signals = Context::from_waker(&control_waker);
                     let signal = if aborted.as_mut().poll(&mut signals).is_ready() {
                         Some(Woke::Aborted)
@@ -385,17 +438,46 @@ impl Pump {
         }
     }
 
+    /// The pass-through loop, for a direction with no toxic and nothing
+    /// queued: each wake-up is one read and one write straight through
+    /// `buf`, and the wait after it is the source's readiness alone (a
+    /// short read leaves the socket marked drained, so the next `poll_read`
+    /// registers this task and returns `Pending` without a system call), as
+    /// tokio's copy does; the runtime's budget for I/O bounds a busy source's
+    /// turn. Hands back to the pump's loop once a signal has fired (abort,
+    /// source gone, toxics changed: they wake this task through `fired`),
+    /// the destination falls behind (the rest goes to the outbox) or the
+    /// source ends, or if the task's waker is not the one the signals wake;
+    /// `None` if the destination failed.
+    fn pass_through(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        source_done: &mut bool,
+        fired: &AtomicBool,
+        registered: Option<&Waker>,
+    ) -> Poll<Option<Handback>> {
+        if !registered.is_some_and(|w| w.will_wake(cx.waker())) {
+            return Poll::Ready(Some(Handback::NewWaker));
+        }
+        loop {
+            if fired.load(Ordering::Acquire) {
+                return Poll::Ready(Some(Handback::Changed));
+            }
+            match self.step_plain(cx, buf, source_done) {
+                None => return Poll::Ready(None),
+                Some(Step::Pending) => return Poll::Pending,
+                Some(Step::Ended | Step::Backlog) => return Poll::Ready(Some(Handback::Changed)),
+                Some(Step::Moved { .. }) => {}
+            }
+        }
+    }
+
     /// The pass-through: reads and writes straight through `buf` while the
-    /// destination takes everything. A write that falls short leaves the
-    /// rest in the outbox (the chain's path writes it, in order); an end of
-    /// stream goes there too. Returns whether anything moved and whether
-    /// the source was left drained (it would block, or a read came back
-    /// short of the buffer), or `None` if the destination failed.
-    ///
-    /// Reads go through `poll_read`, which on Linux takes a short read as
-    /// the socket drained and clears its readiness, so a request that fits
-    /// the buffer costs one read call, not a read and a second that would
-    /// block (the same as tokio's own copy).
+    /// destination takes everything, for up to `READS_PER_TURN` reads.
+    /// Returns whether anything moved and whether the source was left
+    /// drained (it would block, or a read came back short of the buffer),
+    /// or `None` if the destination failed.
     fn copy_plain(
         &mut self,
         cx: &mut Context<'_>,
@@ -407,51 +489,76 @@ impl Pump {
             if *source_done {
                 break;
             }
-            let mut read = ReadBuf::new(buf);
-            let n = match Pin::new(&mut self.src).poll_read(cx, &mut read) {
-                Poll::Pending => return Some((moved, true)),
-                Poll::Ready(Ok(())) if read.filled().is_empty() => {
-                    *source_done = true;
-                    self.chain.push(Item::End(End::Eof));
-                    return Some((true, false));
-                }
-                Poll::Ready(Ok(())) => read.filled().len(),
-                Poll::Ready(Err(e)) => {
-                    tracing::debug!(error = %e, "source failed; closing the link");
-                    *source_done = true;
-                    self.chain.push(Item::End(End::Close));
-                    return Some((true, false));
-                }
-            };
-            moved = true;
-            self.counters.received.inc_by(n as u64);
-            let mut written = 0;
-            while written < n {
-                match self.dst.try_write(&buf[written..n]) {
-                    Ok(0) => break,
-                    Ok(w) => written += w,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "destination failed; closing the connection");
-                        return None;
-                    }
-                }
-            }
-            self.counters.sent.inc_by(written as u64);
-            if written < n {
-                self.chain.push(Item::Data(Chunk {
-                    data: bytes::Bytes::copy_from_slice(&buf[written..n]),
-                    at: Instant::now(),
-                }));
-                break;
-            }
-            if n < buf.len() {
+            match self.step_plain(cx, buf, source_done)? {
+                Step::Pending => return Some((moved, true)),
+                Step::Ended | Step::Backlog => return Some((true, false)),
                 // Short: the socket is drained (and `poll_read` has said
                 // so to the runtime); the next byte brings a wake-up.
-                return Some((true, true));
+                Step::Moved { short: true } => return Some((true, true)),
+                Step::Moved { short: false } => moved = true,
             }
         }
         Some((moved, false))
+    }
+
+    /// One read from the source, written straight to the destination
+    /// through `buf`. A write that falls short leaves the rest in the outbox
+    /// (the chain's path writes it, in order); an end of stream goes there
+    /// too. `None` if the destination failed.
+    ///
+    /// Reads go through `poll_read`, which on Linux takes a short read as
+    /// the socket drained and clears its readiness, so a request that fits
+    /// the buffer costs one read call, not a read and a second that would
+    /// block (the same as tokio's own copy).
+    // Inlined into both callers: in the pass-through loop it is most of
+    // what a wake-up runs, and a call per step measurably costs.
+    #[inline(always)]
+    fn step_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        source_done: &mut bool,
+    ) -> Option<Step> {
+        let mut read = ReadBuf::new(buf);
+        let n = match Pin::new(&mut self.src).poll_read(cx, &mut read) {
+            Poll::Pending => return Some(Step::Pending),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                *source_done = true;
+                self.chain.push(Item::End(End::Eof));
+                return Some(Step::Ended);
+            }
+            Poll::Ready(Ok(())) => read.filled().len(),
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "source failed; closing the link");
+                *source_done = true;
+                self.chain.push(Item::End(End::Close));
+                return Some(Step::Ended);
+            }
+        };
+        self.counters.received.inc_by(n as u64);
+        let mut written = 0;
+        while written < n {
+            match self.dst.try_write(&buf[written..n]) {
+                Ok(0) => break,
+                Ok(w) => written += w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "destination failed; closing the connection");
+                    return None;
+                }
+            }
+        }
+        self.counters.sent.inc_by(written as u64);
+        if written < n {
+            self.chain.push(Item::Data(Chunk {
+                data: bytes::Bytes::copy_from_slice(&buf[written..n]),
+                at: Instant::now(),
+            }));
+            return Some(Step::Backlog);
+        }
+        Some(Step::Moved {
+            short: n < buf.len(),
+        })
     }
 
     /// Acts on how the stream ended, once everything before the end has been

@@ -98,6 +98,42 @@ async fn latency_adds_the_configured_delay() {
     echo.stop().await;
 }
 
+async fn timed_round_trip(stream: &mut tokio::net::TcpStream, msg: &[u8]) -> Duration {
+    let start = Instant::now();
+    let back = round_trip(stream, msg).await.expect("echo");
+    assert_eq!(back, msg);
+    start.elapsed()
+}
+
+/// A connection that has been passing bytes straight through (no toxics)
+/// takes on a toxic added while it idles with its next bytes, and drops it
+/// again once it is removed.
+#[tokio::test]
+async fn toxics_apply_to_an_idle_live_connection() {
+    let echo = Server::echo().await;
+    let (chaos, addr) = proxy_to(1, echo.addr).await;
+    let mut stream = connect(addr).await;
+    for _ in 0..20 {
+        timed_round_trip(&mut stream, b"plain").await;
+    }
+    add(
+        &chaos,
+        ToxicSpec::new(ToxicKind::Latency(Latency {
+            latency: 100,
+            jitter: 0,
+        })),
+    );
+    let slow = timed_round_trip(&mut stream, b"slowed").await;
+    assert!(slow >= Duration::from_millis(100), "{slow:?}");
+    chaos
+        .remove_toxic("p", "latency_downstream")
+        .expect("remove toxic");
+    let fast = timed_round_trip(&mut stream, b"plain again").await;
+    assert!(fast < Duration::from_millis(100), "{fast:?}");
+    chaos.shutdown().await;
+    echo.stop().await;
+}
+
 #[tokio::test]
 async fn latency_jitter_stays_within_bounds() {
     let echo = Server::echo().await;
