@@ -96,6 +96,9 @@ pub struct DynoStore {
     /// and older than `age` are deleted (see [`DynoStore::retain_consumed`]).
     retain_consumed: Option<Duration>,
     retained: Arc<Mutex<BTreeMap<Topition, Retained>>>,
+    /// Nothing but this store (and its clones) writes to `object_store`
+    /// (see [`DynoStore::sole_writer`]).
+    sole_writer: bool,
 
     object_store: Arc<DynObjectStore>,
 }
@@ -375,6 +378,7 @@ impl DynoStore {
             meta: OptiCon::<Meta>::new(cluster),
             retain_consumed: None,
             retained: Arc::new(Mutex::new(BTreeMap::new())),
+            sole_writer: false,
             object_store: Arc::new(Cache::new(
                 Metron::new(object_store, cluster),
                 Duration::from_millis(5_000),
@@ -409,6 +413,35 @@ impl DynoStore {
             retain_consumed: min_age,
             ..self
         }
+    }
+
+    /// Says that nothing but this store and its clones writes to its object
+    /// store (an in-memory one made for it, say). The metadata and the
+    /// watermarks it last read or wrote are then current, and are read from
+    /// memory rather than checked against the object store on every
+    /// request; optimistic writes stay as they are.
+    pub fn sole_writer(self, sole_writer: bool) -> Self {
+        Self {
+            sole_writer,
+            meta: self.meta.sole_writer(sole_writer),
+            ..self
+        }
+    }
+
+    /// The watermark of `topition`, shared by every clone of this store.
+    fn watermark(&self, topition: &Topition) -> Result<OptiCon<Watermark>> {
+        self.watermarks
+            .lock()
+            .map(|mut locked| {
+                locked
+                    .entry(topition.to_owned())
+                    .or_insert_with(|| {
+                        OptiCon::<Watermark>::new(self.cluster.as_str(), topition)
+                            .sole_writer(self.sole_writer)
+                    })
+                    .to_owned()
+            })
+            .map_err(Into::into)
     }
 
     /// Records a batch just stored and, if it is time, deletes the batches
@@ -766,12 +799,7 @@ impl Storage for DynoStore {
                 for partition in 0..topic.num_partitions {
                     let topition = Topition::new(topic.name.as_str(), partition);
 
-                    let watermark = self.watermarks.lock().map(|mut locked| {
-                        locked
-                            .entry(topition.to_owned())
-                            .or_insert(OptiCon::<Watermark>::new(self.cluster.as_str(), &topition))
-                            .to_owned()
-                    })?;
+                    let watermark = self.watermark(&topition)?;
 
                     watermark
                         .with_mut(&self.object_store, |watermark| {
@@ -822,6 +850,12 @@ impl Storage for DynoStore {
                 .delete_stream(locations)
                 .try_collect::<Vec<Path>>()
                 .await?;
+
+            // Their objects are gone: a topic made again under the name
+            // starts from fresh watermarks, not from what was held here.
+            if let Ok(mut watermarks) = self.watermarks.lock() {
+                watermarks.retain(|topition, _| topition.topic() != metadata.topic.name.as_str());
+            }
 
             let prefix = Path::from(format!("clusters/{}/groups/consumers/", self.cluster));
 
@@ -919,12 +953,7 @@ impl Storage for DynoStore {
                 .unwrap_or(false)
         {
             // Get watermark to calculate proper offset for lake sink
-            let watermark = self.watermarks.lock().map(|mut locked| {
-                locked
-                    .entry(topition.to_owned())
-                    .or_insert_with(|| OptiCon::<Watermark>::new(self.cluster.as_str(), topition))
-                    .to_owned()
-            })?;
+            let watermark = self.watermark(topition)?;
 
             let offset = watermark
                 .with_mut(&self.object_store, |watermark| {
@@ -1046,12 +1075,7 @@ impl Storage for DynoStore {
                 }
             }
 
-            let watermark = self.watermarks.lock().map(|mut locked| {
-                locked
-                    .entry(topition.to_owned())
-                    .or_insert_with(|| OptiCon::<Watermark>::new(self.cluster.as_str(), topition))
-                    .to_owned()
-            })?;
+            let watermark = self.watermark(topition)?;
 
             let offset = watermark
                 .with_mut(&self.object_store, |watermark| {
@@ -1337,12 +1361,7 @@ impl Storage for DynoStore {
 
         debug!(?stable);
 
-        let watermark = self.watermarks.lock().map(|mut locked| {
-            locked
-                .entry(topition.to_owned())
-                .or_insert(OptiCon::<Watermark>::new(self.cluster.as_str(), topition))
-                .to_owned()
-        })?;
+        let watermark = self.watermark(topition)?;
 
         watermark
             .with(&self.object_store, |watermark| {

@@ -1806,7 +1806,10 @@ impl Builder<i32, String, Url, Url> {
                             .find(|(k, _)| k == "retain_consumed_ms")
                             .and_then(|(_, v)| v.parse::<u64>().ok())
                             .map(Duration::from_millis),
-                    ),
+                    )
+                    // The in-memory store is made here, for this store
+                    // alone: nothing else writes to it.
+                    .sole_writer(true),
             )),
 
             #[cfg(not(feature = "dynostore"))]

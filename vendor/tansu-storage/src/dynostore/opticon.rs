@@ -64,6 +64,10 @@ pub(super) struct OptiCon<D> {
     tags: TagSet,
     attributes: Attributes,
     data_version: Arc<Mutex<Option<DataVersion<D>>>>,
+    /// Nothing but this object (and its clones) writes `path`, so what it
+    /// last read or wrote is current: [`OptiCon::with`] reads that, not the
+    /// store.
+    sole_writer: bool,
 }
 
 impl<D> OptiCon<D> {
@@ -73,6 +77,15 @@ impl<D> OptiCon<D> {
             tags: Default::default(),
             attributes: Default::default(),
             data_version: Default::default(),
+            sole_writer: false,
+        }
+    }
+
+    /// See [`OptiCon::sole_writer`](#structfield.sole_writer).
+    pub(super) fn sole_writer(self, sole_writer: bool) -> Self {
+        Self {
+            sole_writer,
+            ..self
         }
     }
 }
@@ -139,6 +152,19 @@ where
     {
         const METHOD: &str = "with";
         REQUESTS.add(1, &[KeyValue::new("method", METHOD)]);
+
+        if self.sole_writer {
+            // Once read (or written) here, the copy here is the object: a
+            // conditional get would only answer "not modified".
+            let held: Option<Result<E>> = self
+                .data_version
+                .lock()
+                .map_err(crate::Error::from)
+                .map(|guard| guard.as_ref().map(|DataVersion { data, .. }| f(data)))?;
+            if let Some(outcome) = held {
+                return outcome;
+            }
+        }
 
         let on_error = |error: &object_store::Error| {
             ERRORS.add(
