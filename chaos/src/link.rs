@@ -358,18 +358,14 @@ impl Pump {
             let woke = poll_fn(|cx| {
                 // The signals first, as they outrank the sockets; but only
                 // when one of them has woken the pump (or on the first
-                // wait), so a wake-up by a socket costs one private atomic
-                // here, not a lock on each token and on the proxy's watch.
-                let fired = control.fired.swap(false, Ordering::AcqRel);
-                // A wake-up by a signal takes the task's waker out of
-                // `control` (and sets `fired` first), so it needs putting
-                // back only then, or if the task's waker is another one.
-                if fired || !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    control.task.register(cx.waker());
-                    if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        registered = Some(cx.waker().clone());
-                    }
+                // wait), so a wake-up by a socket costs a private atomic or
+                // two here, not a lock on each token and on the proxy's
+                // watch. (The pass-through loop skips this wait altogether.)
+                control.task.register(cx.waker());
+                if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    registered = Some(cx.waker().clone());
                 }
+                let fired = control.fired.swap(false, Ordering::AcqRel);
                 if fired {
                     let mut signals = Context::from_waker(&control_waker);
                     let signal = if aborted.as_mut().poll(&mut signals).is_ready() {
