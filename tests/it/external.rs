@@ -80,7 +80,13 @@ action = {{ type = "poison", topic = "orders", count = 1 }}
             .expect("runs");
         let r = &outcome.report;
         let failed = crate::common::failures(r);
-        assert!(r.passed, "round {round}: {failed:#?} {:?}", outcome.notes);
+        // The dead-letter counts (this run's, per topic) and the faults
+        // with their times, so a failure says what the broker held.
+        assert!(
+            r.passed,
+            "round {round}: {failed:#?} {:?}\ndlq: {:?}\nfaults: {:?}",
+            outcome.notes, r.dlq, r.faults
+        );
         // The network faults went through the Toxiproxy API, and every one
         // applied and undone without error.
         assert!(r.faults.iter().all(|f| f.error.is_none()), "{:?}", r.faults);
