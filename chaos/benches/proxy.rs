@@ -23,6 +23,7 @@
 //! `-- --only ours|minimal|direct [--seconds N]` runs one throughput run
 //! alone, for `perf stat` or a profiler to look at one proxy by itself.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,7 +51,7 @@ struct Settings {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only ours|minimal [--seconds N]`: one proxy's throughput run alone,
+    // `--only ours|minimal|direct [--seconds N]`: one throughput run alone,
     // for a profiler or `perf stat` to look at.
     if let Some(at) = args.iter().position(|a| a == "--only") {
         let which = args.get(at + 1).cloned().unwrap_or_default();
@@ -134,13 +135,12 @@ async fn bench(s: Settings) {
     for round in 0..s.repeats {
         let direct = tcp_throughput(echo, s.concurrency, s.run).await;
         tcp_direct.push(direct.rate);
-        let (ours, floor) = if round % 2 == 0 {
-            let ours = tcp_throughput(tcp_proxy, s.concurrency, s.run).await;
-            (ours, tcp_throughput(plain, s.concurrency, s.run).await)
-        } else {
-            let floor = tcp_throughput(plain, s.concurrency, s.run).await;
-            (tcp_throughput(tcp_proxy, s.concurrency, s.run).await, floor)
-        };
+        let (ours, floor) = in_turn(
+            round,
+            || tcp_throughput(tcp_proxy, s.concurrency, s.run),
+            || tcp_throughput(plain, s.concurrency, s.run),
+        )
+        .await;
         tcp_proxied.push(ours.rate);
         baseline_tcp.push(floor.rate);
         paired_tcp.push(ours.rate / floor.rate);
@@ -161,13 +161,12 @@ async fn bench(s: Settings) {
     let (mut direct, mut proxied, mut baseline, mut paired_p50) = (vec![], vec![], vec![], vec![]);
     for round in 0..s.repeats {
         let d = round_trips(echo, s.round_trips).await;
-        let (ours, floor) = if round % 2 == 0 {
-            let ours = round_trips(tcp_proxy, s.round_trips).await;
-            (ours, round_trips(plain, s.round_trips).await)
-        } else {
-            let floor = round_trips(plain, s.round_trips).await;
-            (round_trips(tcp_proxy, s.round_trips).await, floor)
-        };
+        let (ours, floor) = in_turn(
+            round,
+            || round_trips(tcp_proxy, s.round_trips),
+            || round_trips(plain, s.round_trips),
+        )
+        .await;
         paired_p50.push(micros(ours.p50) - micros(floor.p50));
         direct.push(d);
         proxied.push(ours);
@@ -282,6 +281,26 @@ async fn bench(s: Settings) {
     println!("         with no toxics, ours / minimal >= 1.0x and ours - minimal <= 0 µs at p50 (medians of the rounds' pairs)");
 
     chaos.shutdown().await;
+}
+
+/// Ours and the minimal proxy's measurement of one round, one right after
+/// the other: ours first in even rounds, the minimal proxy first in odd ones.
+async fn in_turn<T, A, B>(
+    round: usize,
+    ours: impl FnOnce() -> A,
+    floor: impl FnOnce() -> B,
+) -> (T, T)
+where
+    A: Future<Output = T>,
+    B: Future<Output = T>,
+{
+    if round % 2 == 0 {
+        let ours = ours().await;
+        (ours, floor().await)
+    } else {
+        let floor = floor().await;
+        (ours().await, floor)
+    }
 }
 
 async fn only(which: &str, run: Duration) {
