@@ -1,23 +1,22 @@
-//! High watermarks that are right on the embedded broker.
+//! High watermarks that are right on any broker.
 //!
-//! tansu 0.6 (in-memory storage) answers a ListOffsets "latest" request,
-//! which librdkafka's `query_watermark_offsets` (rdkafka's
+//! tansu 0.6 (in-memory storage), unpatched, answers a ListOffsets "latest"
+//! request, which librdkafka's `query_watermark_offsets` (rdkafka's
 //! `fetch_watermarks`) sends, with the base offset of the newest record
-//! batch plus one (newest by storage time, so with several batches stored
-//! in the same millisecond, possibly an older one), not the offset past its
-//! last record: when producers send batches of several records the answer
-//! falls short.
-//! Its Fetch responses carry the true high watermark, and librdkafka keeps
+//! batch plus one, not the offset past its last record: when producers
+//! send batches of several records the answer falls short. The embedded
+//! broker carries a fix for it (`vendor/README.md`); a broker elsewhere may
+//! not. Fetch responses carry the true high watermark, and librdkafka keeps
 //! the latest one per partition (`rd_kafka_get_watermark_offsets`, which
 //! rdkafka does not wrap). So:
 //!
 //! - consumer lag uses the larger of the two: exact while the consumer
-//!   fetches, a lower bound while it is paused (exact for one-record
-//!   batches);
+//!   fetches, and at worst a lower bound while it is paused;
 //! - whole-topic inspection fetches from the queried offset, a valid one at
 //!   or below the end, and reads the true end off the Fetch response.
 //!
-//! Against Apache Kafka both numbers agree, and this costs nothing.
+//! Where the broker answers right, both numbers agree, and this costs
+//! nothing.
 
 use std::ffi::CString;
 

@@ -856,6 +856,10 @@ impl Storage for DynoStore {
             if let Ok(mut watermarks) = self.watermarks.lock() {
                 watermarks.retain(|topition, _| topition.topic() != metadata.topic.name.as_str());
             }
+            // And from offset 0: nothing of it was deleted by retention.
+            if let Ok(mut retained) = self.retained.lock() {
+                retained.retain(|topition, _| topition.topic() != metadata.topic.name.as_str());
+            }
 
             let prefix = Path::from(format!("clusters/{}/groups/consumers/", self.cluster));
 
@@ -1426,6 +1430,39 @@ impl Storage for DynoStore {
         let mut responses = vec![];
 
         for (topition, offset_request) in offsets {
+            // Both ends from what the broker keeps, not from the stored
+            // batches: produces of one partition can finish out of offset
+            // order, so the batch stored first is not the lowest (a consumer
+            // sent to "earliest" while batch 0 was still being written began
+            // at 1 and never read 0), and the batch stored last is neither
+            // the highest nor one record long. Nothing but retention deletes
+            // a batch, so the log starts where it stopped (0 if it deleted
+            // none); the end is the high watermark (the last stable offset
+            // for read-committed).
+            let end = match offset_request {
+                ListOffset::Earliest => Some(self.deleted_below(topition)),
+                ListOffset::Latest => {
+                    let stage = self.offset_stage(topition).await?;
+                    Some(if isolation_level == IsolationLevel::ReadCommitted {
+                        stage.last_stable()
+                    } else {
+                        stage.high_watermark()
+                    })
+                }
+                ListOffset::Timestamp(_) => None,
+            };
+            if let Some(offset) = end {
+                responses.push((
+                    topition.to_owned(),
+                    ListOffsetResponse {
+                        error_code: ErrorCode::None,
+                        offset: Some(offset),
+                        ..Default::default()
+                    },
+                ));
+                continue;
+            }
+
             let location = Path::from(format!(
                 "clusters/{}/topics/{}/partitions/{:0>10}/records",
                 self.cluster, topition.topic, topition.partition,

@@ -428,8 +428,9 @@ async fn commit_as(bootstrap: &str, group: &str, topic: &str, offset: i64) {
     .expect("commit task");
 }
 
-/// The earliest offset still stored on partition 0 of `topic`.
-async fn earliest(bootstrap: &str, topic: &str) -> i64 {
+/// The (earliest, latest) offsets of partition 0 of `topic`, from a
+/// ListOffsets request as librdkafka sends it.
+async fn watermarks(bootstrap: &str, topic: &str) -> (i64, i64) {
     use rdkafka::consumer::Consumer as _;
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || {
@@ -440,10 +441,31 @@ async fn earliest(bootstrap: &str, topic: &str) -> i64 {
             .expect("consumer");
         c.fetch_watermarks(&topic, 0, Duration::from_secs(10))
             .expect("watermarks")
-            .0
     })
     .await
     .expect("watermarks task")
+}
+
+/// The earliest offset still stored on partition 0 of `topic`.
+async fn earliest(bootstrap: &str, topic: &str) -> i64 {
+    watermarks(bootstrap, topic).await.0
+}
+
+/// ListOffsets answers with the ends of the log, not with the batch stored
+/// first or last: a batch of several records ends past its last record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_answers_the_ends_of_the_log_whatever_the_batches() {
+    let broker = common::broker().await;
+    let bootstrap = broker.bootstrap();
+    let name = unique("ends");
+    topic(&bootstrap, &name, 1).await;
+    assert_eq!(watermarks(&bootstrap, &name).await, (0, 0), "empty");
+    // Twenty records sent at once, lingering: a few batches of several.
+    produce(&bootstrap, &name, 20).await;
+    assert_eq!(watermarks(&bootstrap, &name).await, (0, 20), "after one burst");
+    produce(&bootstrap, &name, 7).await;
+    assert_eq!(watermarks(&bootstrap, &name).await, (0, 27), "after another");
+    broker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
