@@ -68,6 +68,12 @@ pub struct EventsConfig {
     pub base_delay: Duration,
     #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
+    /// How long an outbox relay told of a new row waits for more before
+    /// publishing (see `gauntlet_events::outbox::DEFAULT_LINGER`): the
+    /// event path's latency traded for its CPU at low rates. `"0s"`
+    /// publishes each commit at once.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
 }
 
 /// Three partitions: enough to show per-key ordering and a rebalance,
@@ -82,6 +88,7 @@ impl Default for EventsConfig {
             max_attempts: retry.max_attempts,
             base_delay: retry.base_delay,
             max_delay: retry.max_delay,
+            linger: gauntlet_events::outbox::DEFAULT_LINGER,
         }
     }
 }
@@ -249,6 +256,7 @@ impl Bus {
         &self,
         db: &crate::db::Db,
         producer: EventProducer,
+        config: &EventsConfig,
         share: Share,
         seed: u64,
     ) -> (futures::future::BoxFuture<'static, ()>, Arc<Notify>) {
@@ -263,6 +271,7 @@ impl Bus {
                 // one's share waits at most this long: its notice stays in
                 // the process that wrote it.
                 interval: RELAY_IDLE_INTERVAL,
+                linger: config.linger,
                 share,
                 ..RelaySettings::default()
             },

@@ -246,28 +246,41 @@ async fn an_order_is_one_trace_across_every_service_and_event() {
     assert_eq!(settled["trace_id"], trace.to_string(), "{settled}");
     let bootstrap = h.stack.kafka().await.expect("broker");
     let key = id.to_string();
-    let mut events = Vec::new();
-    for topic in ["orders", "inventory", "payments"] {
-        let messages =
-            gauntlet_events::inspect::read_topic(&bootstrap, topic, Duration::from_secs(10))
-                .await
-                .expect("topic readable");
-        for m in messages
-            .into_iter()
-            .filter(|m| m.key.as_deref() == Some(key.as_bytes()))
-        {
-            let traceparent = m.header_str("traceparent").unwrap_or_default();
-            let event = m.event().expect("an event");
-            events.push((event.event_type.as_str().to_string(), traceparent));
-        }
-    }
-    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    for expected in [
+    let expected = [
         "OrderCreated",
         "StockReserved",
         "PaymentCompleted",
         "OrderConfirmed",
-    ] {
+    ];
+    // The status is read from orders' database; the event its transaction
+    // wrote is published by the relay a little later (after its linger).
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events.clear();
+        for topic in ["orders", "inventory", "payments"] {
+            let messages =
+                gauntlet_events::inspect::read_topic(&bootstrap, topic, Duration::from_secs(10))
+                    .await
+                    .expect("topic readable");
+            for m in messages
+                .into_iter()
+                .filter(|m| m.key.as_deref() == Some(key.as_bytes()))
+            {
+                let traceparent = m.header_str("traceparent").unwrap_or_default();
+                let event = m.event().expect("an event");
+                events.push((event.event_type.as_str().to_string(), traceparent));
+            }
+        }
+        if expected
+            .iter()
+            .all(|e| events.iter().any(|(t, _)| t.as_str() == *e))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    for expected in expected {
         assert!(types.contains(&expected), "{expected} in {events:?}");
     }
     for (event, traceparent) in &events {

@@ -22,9 +22,11 @@ use crate::event::{Event, EVENT_ID_HEADER};
 /// (librdkafka's `message.timeout.ms`): long enough to ride out a broker
 /// hiccup, short enough that an outage is reported within seconds.
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the producer waits to fill a batch (`linger.ms`). librdkafka's
-/// default is 5 ms; an event flow is latency-bound, so wait less.
-pub const DEFAULT_LINGER: Duration = Duration::from_millis(1);
+/// How long the producer waits to fill a batch (`linger.ms`): librdkafka's
+/// own default (and the Java client's since Kafka 4.0). Each message waits
+/// up to this long; a batch costs one produce request, one fetch for each
+/// group that reads it, and the context switches between them.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 
 /// How a producer is set up.
 #[derive(Debug, Clone)]

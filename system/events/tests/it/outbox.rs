@@ -310,3 +310,67 @@ async fn two_relays_sharing_one_outbox_publish_each_row_once() {
     broker.stop().await;
     pool.close().await;
 }
+
+/// A relay told of a row waits its linger for more, so rows committed
+/// meanwhile go out in one round; a round that leaves a backlog (here a
+/// full one) is followed at once by the next, without lingering again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_committed_within_the_linger_go_out_together_and_a_backlog_does_not_wait() {
+    const LINGER: Duration = Duration::from_secs(1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pool = database(&dir).await;
+    let broker = EmbeddedBroker::start(loopback(0), None)
+        .await
+        .expect("broker");
+    let bootstrap = broker.bootstrap();
+    let name = unique("orders");
+    topic(&bootstrap, &name, 3).await;
+
+    let producer = EventProducer::with_settings(ProducerSettings::new(&bootstrap, "relay"))
+        .expect("producer");
+    let relay = OutboxRelay::new(
+        pool.clone(),
+        producer,
+        RelaySettings {
+            // Only notices wake it: no timer round gets in between.
+            interval: Duration::from_secs(600),
+            batch: 4,
+            linger: LINGER,
+            ..RelaySettings::default()
+        },
+    );
+    let stats = relay.stats();
+    let notify = relay.notifier();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+
+    // One row first, so the relay's opening round is behind it; then wait
+    // out any linger its notice left, so the relay is idle.
+    write_order_event(&pool, &name, 100, 0).await;
+    notify.notify_one();
+    wait_until("the first row published", DEADLINE, || stats.published() == 1).await;
+    tokio::time::sleep(LINGER + LINGER / 2).await;
+    assert_eq!(stats.rounds(), 1);
+
+    let started = tokio::time::Instant::now();
+    for order in 1..=10 {
+        write_order_event(&pool, &name, order, 0).await;
+        notify.notify_one();
+    }
+    wait_until("ten more rows published", DEADLINE, || stats.published() == 11).await;
+    let took = started.elapsed();
+    // Ten rows in rounds of at most four: 4 + 4 + 2, the first after the
+    // linger and the other two straight after it.
+    assert_eq!(stats.rounds(), 4, "rounds of 4, 4 and 2 rows");
+    assert!(took >= LINGER, "published after {took:?}, before the linger ended");
+    assert!(
+        took < 2 * LINGER + LINGER / 2,
+        "published after {took:?}: the rounds after a full one waited"
+    );
+    assert_eq!(backlog(&pool).await.expect("backlog"), 0);
+
+    shutdown.cancel();
+    running.await.expect("relay ends");
+    broker.stop().await;
+    pool.close().await;
+}
