@@ -217,7 +217,19 @@ async fn run(flow: Flow, rate: u64, seconds: u64) -> Probe {
         let (http, url, body) = (http.clone(), format!("{g}/api/orders"), body.clone());
         sent.push(tokio::spawn(async move {
             let r = http.post(url).json(&body).send().await;
-            let outcome = match &r {
+            let outcome = match r {
+                // A refusal says why: the error of the body every service
+                // answers with.
+                Ok(r) if !r.status().is_success() => {
+                    let status = r.status().as_u16();
+                    let why = r.json::<serde_json::Value>().await.ok().and_then(|b| {
+                        b.get("error").and_then(|e| e.as_str()).map(str::to_string)
+                    });
+                    match why {
+                        Some(why) => format!("{status} {why}"),
+                        None => status.to_string(),
+                    }
+                }
                 Ok(r) => r.status().as_u16().to_string(),
                 Err(e) if e.is_timeout() => "timeout".to_string(),
                 Err(e) if e.is_connect() => "connect error".to_string(),
