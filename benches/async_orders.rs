@@ -222,9 +222,10 @@ async fn run(flow: Flow, rate: u64, seconds: u64) -> Probe {
                 // answers with.
                 Ok(r) if !r.status().is_success() => {
                     let status = r.status().as_u16();
-                    let why = r.json::<serde_json::Value>().await.ok().and_then(|b| {
-                        b.get("error").and_then(|e| e.as_str()).map(str::to_string)
-                    });
+                    let why =
+                        r.json::<serde_json::Value>().await.ok().and_then(|b| {
+                            b.get("error").and_then(|e| e.as_str()).map(str::to_string)
+                        });
                     match why {
                         Some(why) => format!("{status} {why}"),
                         None => status.to_string(),

@@ -129,8 +129,9 @@ impl ServiceContext {
         built: &mut Built,
     ) -> Arc<tokio::sync::Notify> {
         let seed = self.config.seed_for(&format!("{}.relay", self.name));
-        let (relay, notify) = self.bus
-            .relay(db, producer, &self.config.events, self.instance.share, seed);
+        let (relay, notify) =
+            self.bus
+                .relay(db, producer, &self.config.events, self.instance.share, seed);
         built.background.push(relay);
         notify
     }

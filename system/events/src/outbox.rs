@@ -310,7 +310,6 @@ impl OutboxRelay {
     async fn round(&self) -> Result<Round, EventsError> {
         let rows = self.pending().await.inspect_err(|e| self.stats.failed(e))?;
         let read = rows.len();
-        let full = read >= self.settings.batch.max(1) as usize;
         let mut seen = HashSet::new();
         let round: Vec<Pending> = rows
             .into_iter()
@@ -319,7 +318,9 @@ impl OutboxRelay {
         if round.is_empty() {
             return Ok(Round::default());
         }
-        let backlog = full || round.len() < read;
+        // A full read may have left rows behind; so did holding a key's
+        // later rows back.
+        let backlog = read >= self.settings.batch.max(1) as usize || round.len() < read;
         let results = join_all(round.iter().map(|r| {
             // The publish continues the trace of the transaction that
             // wrote the row, and the message carries the publish's.

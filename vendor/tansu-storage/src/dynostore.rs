@@ -531,6 +531,61 @@ impl DynoStore {
             .unwrap_or(0)
     }
 
+    /// ListOffsets for a timestamp: the batch stored first after it
+    /// (offset 0 if none was), or `None` if its object is misnamed.
+    async fn offset_at(
+        &self,
+        topition: &Topition,
+        system_time: &SystemTime,
+    ) -> Result<Option<ListOffsetResponse>> {
+        let location = Path::from(format!(
+            "clusters/{}/topics/{}/partitions/{:0>10}/records",
+            self.cluster, topition.topic, topition.partition,
+        ));
+
+        let mut list_stream = self.object_store.list(Some(&location));
+
+        let mut candidate: Option<ObjectMeta> = None;
+
+        while let Some(meta) = list_stream
+            .next()
+            .await
+            .inspect(|meta| debug!(?meta))
+            .transpose()
+            .inspect_err(|error| error!(?error))
+            .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
+        {
+            if SystemTime::from(meta.last_modified) > *system_time
+                && candidate
+                    .as_ref()
+                    .is_none_or(|found| found.last_modified > meta.last_modified)
+            {
+                _ = candidate.replace(meta);
+            }
+        }
+
+        debug!(?candidate);
+
+        let Some(found) = candidate else {
+            return Ok(Some(ListOffsetResponse {
+                error_code: ErrorCode::None,
+                offset: Some(0),
+                ..Default::default()
+            }));
+        };
+        let Some(offset) = found.location.parts().next_back() else {
+            return Ok(None);
+        };
+        let offset = i64::from_str(&offset.as_ref()[0..20])?;
+        debug!(offset);
+
+        Ok(Some(ListOffsetResponse {
+            error_code: ErrorCode::None,
+            offset: Some(offset),
+            timestamp: Some(found.last_modified.into()),
+        }))
+    }
+
     /// The lowest offset any consumer group has committed on `topition`,
     /// or `None` if no group has committed there.
     async fn consumed_by_all(&self, topition: &Topition) -> Result<Option<i64>> {
@@ -1388,45 +1443,6 @@ impl Storage for DynoStore {
         isolation_level: IsolationLevel,
         offsets: &[(Topition, ListOffset)],
     ) -> Result<Vec<(Topition, ListOffsetResponse)>> {
-        let stable = if isolation_level == IsolationLevel::ReadCommitted {
-            self.meta
-                .with(&self.object_store, |meta| {
-                    Ok(meta
-                        .transactions
-                        .values()
-                        .flat_map(|txn| {
-                            txn.epochs
-                                .values()
-                                .filter(|detail| {
-                                    detail.state.is_some_and(|state| {
-                                        state != TxnState::Committed && state != TxnState::Aborted
-                                    })
-                                })
-                                .map(BTreeMap::<Topition, Offset>::from)
-                                .collect::<Vec<_>>()
-                        })
-                        .reduce(|mut acc, e| {
-                            debug!(?acc, ?e);
-                            for (topition, offset_start) in e.iter() {
-                                _ = acc
-                                    .entry(topition.to_owned())
-                                    .and_modify(|existing_offset_start| {
-                                        if *existing_offset_start > *offset_start {
-                                            *existing_offset_start = *offset_start
-                                        }
-                                    })
-                                    .or_insert(*offset_start);
-                            }
-
-                            acc
-                        })
-                        .unwrap_or(BTreeMap::new()))
-                })
-                .await?
-        } else {
-            BTreeMap::new()
-        };
-
         let mut responses = vec![];
 
         for (topition, offset_request) in offsets {
@@ -1440,131 +1456,30 @@ impl Storage for DynoStore {
             // none); the end is the high watermark (the last stable offset
             // for read-committed).
             let end = match offset_request {
-                ListOffset::Earliest => Some(self.deleted_below(topition)),
+                ListOffset::Earliest => self.deleted_below(topition),
                 ListOffset::Latest => {
                     let stage = self.offset_stage(topition).await?;
-                    Some(if isolation_level == IsolationLevel::ReadCommitted {
+                    if isolation_level == IsolationLevel::ReadCommitted {
                         stage.last_stable()
                     } else {
                         stage.high_watermark()
-                    })
-                }
-                ListOffset::Timestamp(_) => None,
-            };
-            if let Some(offset) = end {
-                responses.push((
-                    topition.to_owned(),
-                    ListOffsetResponse {
-                        error_code: ErrorCode::None,
-                        offset: Some(offset),
-                        ..Default::default()
-                    },
-                ));
-                continue;
-            }
-
-            let location = Path::from(format!(
-                "clusters/{}/topics/{}/partitions/{:0>10}/records",
-                self.cluster, topition.topic, topition.partition,
-            ));
-
-            let mut list_stream = self.object_store.list(Some(&location));
-
-            let mut candidate: Option<ObjectMeta> = None;
-
-            while let Some(meta) = list_stream
-                .next()
-                .await
-                .inspect(|meta| debug!(?meta))
-                .transpose()
-                .inspect_err(|error| error!(?error))
-                .map_err(|_| Error::Api(ErrorCode::UnknownServerError))?
-            {
-                if let Some(last) = stable.get(topition)
-                    && offset_request == &ListOffset::Latest
-                {
-                    let Some(found_offset) = candidate
-                        .as_ref()
-                        .and_then(|found| found.location.parts().next_back())
-                        .and_then(|offset| i64::from_str(&offset.as_ref()[0..20]).ok())
-                    else {
-                        continue;
-                    };
-
-                    let Some(meta_offset) = meta
-                        .location
-                        .parts()
-                        .next_back()
-                        .and_then(|offset| i64::from_str(&offset.as_ref()[0..20]).ok())
-                    else {
-                        continue;
-                    };
-
-                    if meta_offset >= *last && found_offset > meta_offset {
-                        _ = candidate.replace(meta);
-                    }
-                } else {
-                    match offset_request {
-                        ListOffset::Earliest
-                            if candidate
-                                .as_ref()
-                                .is_none_or(|found| found.last_modified > meta.last_modified) =>
-                        {
-                            _ = candidate.replace(meta);
-                        }
-
-                        ListOffset::Latest
-                            if candidate
-                                .as_ref()
-                                .is_none_or(|found| meta.last_modified > found.last_modified) =>
-                        {
-                            _ = candidate.replace(meta);
-                        }
-
-                        ListOffset::Timestamp(system_time)
-                            if SystemTime::from(meta.last_modified) > *system_time
-                                && candidate.as_ref().is_none_or(|found| {
-                                    found.last_modified > meta.last_modified
-                                }) =>
-                        {
-                            _ = candidate.replace(meta);
-                        }
-                        _ => continue,
                     }
                 }
-            }
-
-            debug!(?candidate);
-
-            if let Some(ref found) = candidate {
-                let Some(offset) = found.location.parts().next_back() else {
+                ListOffset::Timestamp(system_time) => {
+                    if let Some(answer) = self.offset_at(topition, system_time).await? {
+                        responses.push((topition.to_owned(), answer));
+                    }
                     continue;
-                };
-
-                let offset = i64::from_str(&offset.as_ref()[0..20])?;
-                debug!(offset);
-
-                responses.push((
-                    topition.to_owned(),
-                    ListOffsetResponse {
-                        error_code: ErrorCode::None,
-                        offset: Some(match offset_request {
-                            ListOffset::Latest => offset + 1,
-                            _ => offset,
-                        }),
-                        timestamp: Some(found.last_modified.into()),
-                    },
-                ))
-            } else {
-                responses.push((
-                    topition.to_owned(),
-                    ListOffsetResponse {
-                        error_code: ErrorCode::None,
-                        offset: Some(0),
-                        ..Default::default()
-                    },
-                ))
-            }
+                }
+            };
+            responses.push((
+                topition.to_owned(),
+                ListOffsetResponse {
+                    error_code: ErrorCode::None,
+                    offset: Some(end),
+                    ..Default::default()
+                },
+            ));
         }
 
         Ok(responses)

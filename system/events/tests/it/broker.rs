@@ -462,9 +462,17 @@ async fn list_offsets_answers_the_ends_of_the_log_whatever_the_batches() {
     assert_eq!(watermarks(&bootstrap, &name).await, (0, 0), "empty");
     // Twenty records sent at once, lingering: a few batches of several.
     produce(&bootstrap, &name, 20).await;
-    assert_eq!(watermarks(&bootstrap, &name).await, (0, 20), "after one burst");
+    assert_eq!(
+        watermarks(&bootstrap, &name).await,
+        (0, 20),
+        "after one burst"
+    );
     produce(&bootstrap, &name, 7).await;
-    assert_eq!(watermarks(&bootstrap, &name).await, (0, 27), "after another");
+    assert_eq!(
+        watermarks(&bootstrap, &name).await,
+        (0, 27),
+        "after another"
+    );
     broker.stop().await;
 }
 

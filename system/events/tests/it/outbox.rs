@@ -319,15 +319,13 @@ async fn rows_committed_within_the_linger_go_out_together_and_a_backlog_does_not
     const LINGER: Duration = Duration::from_secs(1);
     let dir = tempfile::tempdir().expect("temp dir");
     let pool = database(&dir).await;
-    let broker = EmbeddedBroker::start(loopback(0), None)
-        .await
-        .expect("broker");
+    let broker = crate::common::broker().await;
     let bootstrap = broker.bootstrap();
     let name = unique("orders");
     topic(&bootstrap, &name, 3).await;
 
-    let producer = EventProducer::with_settings(ProducerSettings::new(&bootstrap, "relay"))
-        .expect("producer");
+    let producer =
+        EventProducer::with_settings(ProducerSettings::new(&bootstrap, "relay")).expect("producer");
     let relay = OutboxRelay::new(
         pool.clone(),
         producer,
@@ -348,7 +346,10 @@ async fn rows_committed_within_the_linger_go_out_together_and_a_backlog_does_not
     // out any linger its notice left, so the relay is idle.
     write_order_event(&pool, &name, 100, 0).await;
     notify.notify_one();
-    wait_until("the first row published", DEADLINE, || stats.published() == 1).await;
+    wait_until("the first row published", DEADLINE, || {
+        stats.published() == 1
+    })
+    .await;
     tokio::time::sleep(LINGER + LINGER / 2).await;
     assert_eq!(stats.rounds(), 1);
 
@@ -357,12 +358,18 @@ async fn rows_committed_within_the_linger_go_out_together_and_a_backlog_does_not
         write_order_event(&pool, &name, order, 0).await;
         notify.notify_one();
     }
-    wait_until("ten more rows published", DEADLINE, || stats.published() == 11).await;
+    wait_until("ten more rows published", DEADLINE, || {
+        stats.published() == 11
+    })
+    .await;
     let took = started.elapsed();
     // Ten rows in rounds of at most four: 4 + 4 + 2, the first after the
     // linger and the other two straight after it.
     assert_eq!(stats.rounds(), 4, "rounds of 4, 4 and 2 rows");
-    assert!(took >= LINGER, "published after {took:?}, before the linger ended");
+    assert!(
+        took >= LINGER,
+        "published after {took:?}, before the linger ended"
+    );
     assert!(
         took < 2 * LINGER + LINGER / 2,
         "published after {took:?}: the rounds after a full one waited"
