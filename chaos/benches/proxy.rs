@@ -15,17 +15,22 @@
 //! - the delay a 100 ms latency toxic adds, measured the same way;
 //! - for scale, the same figures for a minimal tokio proxy
 //!   (`copy_bidirectional`, no API, no toxics): the floor any proxy pays on
-//!   the machine;
+//!   the machine. Ours and it are measured in turns so that both see the
+//!   same moments of a shared machine: their round trips interleaved one by
+//!   one for the latency, quarter-second slices over connections kept open
+//!   to both for the throughput;
+//! - the same throughput measure of the minimal proxy against a second one
+//!   like it (an A/A control): the spread the bench reads when there is no
+//!   difference to find;
 //! - the CPU time per request each proxy adds (the process's, from
-//!   `getrusage`, less the direct run's in the same round), which varies far
-//!   less from run to run than requests/s on a shared machine.
+//!   `getrusage`, less the direct runs'), which varies far less from run to
+//!   run than requests/s on a shared machine.
 //!
 //! `-- --only ours|minimal|direct [--seconds N]` runs one throughput run
 //! alone, for `perf stat` or a profiler to look at one proxy by itself.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +47,8 @@ struct Settings {
     repeats: usize,
     /// Concurrent connections in the throughput runs.
     concurrency: usize,
+    /// Length of each turn when ours and the minimal proxy take turns.
+    slice: Duration,
     /// Sequential round trips for the per-hop latency.
     round_trips: usize,
     /// Round trips through the 100 ms latency toxic.
@@ -73,6 +80,7 @@ fn main() {
             run: Duration::from_millis(500),
             repeats: 1,
             concurrency: 8,
+            slice: Duration::from_millis(100),
             round_trips: 2_000,
             toxic_round_trips: 10,
         }
@@ -81,6 +89,7 @@ fn main() {
             run: Duration::from_secs(2),
             repeats: 7,
             concurrency: 16,
+            slice: Duration::from_millis(250),
             round_trips: 20_000,
             toxic_round_trips: 50,
         }
@@ -112,61 +121,71 @@ async fn bench(s: Settings) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("gauntlet-chaos proxy benchmark: {cores} cores, loopback, one process");
     println!(
-        "throughput: {} connections x {:?}, median of {} rounds of direct, ours, minimal",
-        s.concurrency, s.run, s.repeats
+        "throughput: {} connections; direct: median of {} runs of {:?}; ours and minimal: \
+         medians of their pairs of {:?} turns, as long in all",
+        s.concurrency, s.repeats, s.run, s.slice
     );
 
     // A minimal tokio proxy (`copy_bidirectional`) is the floor of what any
-    // proxy costs here. It runs in the same rounds as ours, one right after
-    // the other, and the two are compared round by round: on a shared
-    // machine the load changes between rounds more than between neighbours.
-    // Which of the two goes first alternates from round to round, as the
-    // run straight after another one is not measured on an equal footing.
+    // proxy costs here. Ours and it take turns in short slices over
+    // connections kept open to both, and are compared slice pair by slice
+    // pair: on a shared machine the load drifts over seconds, far less over
+    // a quarter of one. Which of the two goes first alternates from pair to
+    // pair, as the slice straight after a switch is not measured on an equal
+    // footing.
     let plain = spawn_plain_proxy(echo).await;
-    let (mut tcp_direct, mut tcp_proxied, mut http_direct, mut http_proxied) =
-        (vec![], vec![], vec![], vec![]);
-    let (mut baseline_tcp, mut paired_tcp) = (vec![], vec![]);
-    // The pairs by which ran first: [ours first, minimal first].
-    let mut by_order: [Vec<f64>; 2] = [vec![], vec![]];
-    // CPU per request the hop adds (the proxied run's less the direct
-    // run's, in the same round): ours, minimal, and ours - minimal.
-    let (mut hop_cpu, mut floor_cpu, mut paired_cpu) = (vec![], vec![], vec![]);
+    let (mut tcp_direct, mut http_direct, mut http_proxied) = (vec![], vec![], vec![]);
+    let mut direct_cpu = vec![];
     let client = reqwest::Client::new();
-    for round in 0..s.repeats {
+    for _ in 0..s.repeats {
         let direct = tcp_throughput(echo, s.concurrency, s.run).await;
         tcp_direct.push(direct.rate);
-        let (ours, floor) = in_turn(
-            round,
-            || tcp_throughput(tcp_proxy, s.concurrency, s.run),
-            || tcp_throughput(plain, s.concurrency, s.run),
-        )
-        .await;
-        tcp_proxied.push(ours.rate);
-        baseline_tcp.push(floor.rate);
-        paired_tcp.push(ours.rate / floor.rate);
-        by_order[round % 2].push(ours.rate / floor.rate);
-        hop_cpu.push(ours.cpu_us - direct.cpu_us);
-        floor_cpu.push(floor.cpu_us - direct.cpu_us);
-        paired_cpu.push(ours.cpu_us - floor.cpu_us);
+        direct_cpu.push(direct.cpu_us);
         http_direct.push(http_throughput(&client, http, s.concurrency, s.run).await);
         http_proxied.push(http_throughput(&client, http_proxy, s.concurrency, s.run).await);
     }
-    let (tcp_direct, tcp_proxied) = (median_f(tcp_direct), median_f(tcp_proxied));
+    // As long in all as the direct runs, for each of the two.
+    let pairs = (s.repeats as u32 * s.run.as_millis() as u32 / s.slice.as_millis() as u32).max(2);
+    let slices = interleaved_throughput(tcp_proxy, plain, s.concurrency, s.slice, pairs).await;
+    let (tcp_direct, direct_cpu) = (median_f(tcp_direct), median_f(direct_cpu));
     let (http_direct, http_proxied) = (median_f(http_direct), median_f(http_proxied));
-    let (baseline_tcp, paired_tcp) = (median_f(baseline_tcp), median_f(paired_tcp));
-    let (hop_cpu, floor_cpu) = (median_f(hop_cpu), median_f(floor_cpu));
+    let tcp_proxied = median_f(slices.iter().map(|(ours, _)| ours.rate).collect());
+    let baseline_tcp = median_f(slices.iter().map(|(_, floor)| floor.rate).collect());
+    let pair_ratios: Vec<f64> = slices.iter().map(|(o, f)| o.rate / f.rate).collect();
+    let (paired_tcp, paired_spread) = (median_f(pair_ratios.clone()), quartiles(pair_ratios));
+    // The same measure of the minimal proxy against a second one like it:
+    // what the bench reads when there is no difference to find.
+    let twin = spawn_plain_proxy(echo).await;
+    let control: Vec<f64> = interleaved_throughput(plain, twin, s.concurrency, s.slice, pairs)
+        .await
+        .iter()
+        .map(|(a, b)| a.rate / b.rate)
+        .collect();
+    let (control_tcp, control_spread) = (median_f(control.clone()), quartiles(control));
+    // The pairs by which went first: [ours first, minimal first].
+    let by_order: [Vec<f64>; 2] = [0, 1].map(|first| {
+        slices
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == first)
+            .map(|(_, (o, f))| o.rate / f.rate)
+            .collect()
+    });
+    // CPU per request the hop adds (less the direct runs'): ours, minimal,
+    // and ours - minimal pair by pair.
+    let hop_cpu = median_f(slices.iter().map(|(o, _)| o.cpu_us).collect()) - direct_cpu;
+    let floor_cpu = median_f(slices.iter().map(|(_, f)| f.cpu_us).collect()) - direct_cpu;
+    let paired_cpu: Vec<f64> = slices.iter().map(|(o, f)| o.cpu_us - f.cpu_us).collect();
     let paired_cpu = median_f(paired_cpu);
 
     // Per-hop latency, the same way.
     let (mut direct, mut proxied, mut baseline, mut paired_p50) = (vec![], vec![], vec![], vec![]);
     for round in 0..s.repeats {
         let d = round_trips(echo, s.round_trips).await;
-        let (ours, floor) = in_turn(
-            round,
-            || round_trips(tcp_proxy, s.round_trips),
-            || round_trips(plain, s.round_trips),
-        )
-        .await;
+        // Ours and the minimal proxy take turns round trip by round trip,
+        // so both see the same moment of a shared machine: the difference
+        // of their p50s is then the hop's own, not the neighbours'.
+        let (ours, floor) = interleaved_round_trips(tcp_proxy, plain, s.round_trips, round).await;
         paired_p50.push(micros(ours.p50) - micros(floor.p50));
         direct.push(d);
         proxied.push(ours);
@@ -233,6 +252,20 @@ async fn bench(s: Settings) {
         "",
         &format!("{paired_tcp:.2}x (paired)"),
     );
+    let spread = |(q1, q3): (f64, f64)| format!("{q1:.2}x to {q3:.2}x");
+    row("  middle half of the pairs", "", "", &spread(paired_spread));
+    row(
+        "minimal / minimal (A/A), the same way",
+        "",
+        "",
+        &format!("{control_tcp:.2}x (paired)"),
+    );
+    row(
+        "  middle half of the pairs",
+        "",
+        "",
+        &spread(control_spread),
+    );
     let order = |v: &[f64]| {
         if v.is_empty() {
             "-".to_string()
@@ -262,7 +295,7 @@ async fn bench(s: Settings) {
         "ours - minimal, round trip p50",
         "",
         "",
-        &format!("{paired_p50:+.1} µs (paired)"),
+        &format!("{paired_p50:+.1} µs (interleaved)"),
     );
     row(
         "100 ms latency toxic: round trip p50",
@@ -278,29 +311,9 @@ async fn bench(s: Settings) {
     );
     println!();
     println!("targets: proxied/direct >= 0.9x; added p50 <= 50 µs per hop; toxic delay 100 ms +- 2 ms at p50;");
-    println!("         with no toxics, ours / minimal >= 1.0x and ours - minimal <= 0 µs at p50 (medians of the rounds' pairs)");
+    println!("         with no toxics, ours / minimal >= 1.0x and ours - minimal <= 0 µs at p50 (medians of the pairs)");
 
     chaos.shutdown().await;
-}
-
-/// Ours and the minimal proxy's measurement of one round, one right after
-/// the other: ours first in even rounds, the minimal proxy first in odd ones.
-async fn in_turn<T, A, B>(
-    round: usize,
-    ours: impl FnOnce() -> A,
-    floor: impl FnOnce() -> B,
-) -> (T, T)
-where
-    A: Future<Output = T>,
-    B: Future<Output = T>,
-{
-    if round % 2 == 0 {
-        let ours = ours().await;
-        (ours, floor().await)
-    } else {
-        let floor = floor().await;
-        (ours().await, floor)
-    }
 }
 
 async fn only(which: &str, run: Duration) {
@@ -421,6 +434,81 @@ async fn tcp_throughput(addr: SocketAddr, concurrency: usize, run: Duration) -> 
     }
 }
 
+/// `concurrency` connections open to each of `a` and `b`, doing sequential
+/// 64-byte echo round trips, the connections to one of the two at a time:
+/// `pairs` pairs of `slice`-long turns, `a` first in even pairs and `b`
+/// first in odd ones. Each pair's two turns as (a, b).
+async fn interleaved_throughput(
+    a: SocketAddr,
+    b: SocketAddr,
+    concurrency: usize,
+    slice: Duration,
+    pairs: u32,
+) -> Vec<(Throughput, Throughput)> {
+    const STOP: usize = 2;
+    // Whose turn it is: 0 for `a`, 1 for `b`, `STOP` at the end. The atomic
+    // is what the round-trip loop checks; the watch wakes the waiting side.
+    let turn = Arc::new(AtomicUsize::new(STOP + 1));
+    let (switch, _) = tokio::sync::watch::channel(STOP + 1);
+    let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let mut tasks = Vec::new();
+    // Opened a, b, a, b, ...: neither side's connections are all older.
+    for _ in 0..concurrency {
+        for (side, addr) in [a, b].into_iter().enumerate() {
+            let (turn, counts) = (turn.clone(), counts.clone());
+            let mut switched = switch.subscribe();
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            tasks.push(tokio::spawn(async move {
+                let msg = [7u8; MESSAGE];
+                let mut back = [0u8; MESSAGE];
+                loop {
+                    let now = *switched
+                        .wait_for(|t| *t == side || *t == STOP)
+                        .await
+                        .expect("switch");
+                    if now == STOP {
+                        return;
+                    }
+                    while turn.load(Ordering::Relaxed) == side {
+                        stream.write_all(&msg).await.expect("write");
+                        stream.read_exact(&mut back).await.expect("read");
+                        counts[side].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+    }
+    let mut slices = Vec::with_capacity(pairs as usize);
+    for pair in 0..pairs as usize {
+        let mut taken = [None, None];
+        let first = pair % 2;
+        for side in [first, 1 - first] {
+            turn.store(side, Ordering::Relaxed);
+            switch.send_replace(side);
+            let (start, cpu_start) = (Instant::now(), cpu_time());
+            let counted_start = counts[side].load(Ordering::Relaxed);
+            tokio::time::sleep(slice).await;
+            let counted = counts[side].load(Ordering::Relaxed) - counted_start;
+            let (cpu, elapsed) = (cpu_time() - cpu_start, start.elapsed());
+            taken[side] = Some(Throughput {
+                rate: counted as f64 / elapsed.as_secs_f64(),
+                cpu_us: micros(cpu) / counted.max(1) as f64,
+            });
+        }
+        let [Some(ours), Some(floor)] = taken else {
+            unreachable!("both sides take a turn in every pair");
+        };
+        slices.push((ours, floor));
+    }
+    turn.store(STOP, Ordering::Relaxed);
+    switch.send_replace(STOP);
+    for task in tasks {
+        let _ = task.await;
+    }
+    slices
+}
+
 /// User + system CPU time of this process so far.
 fn cpu_time() -> Duration {
     // SAFETY: getrusage writes into the struct we pass and reads nothing.
@@ -484,6 +572,45 @@ async fn round_trips(addr: SocketAddr, n: usize) -> Percentiles {
             samples.push(start.elapsed());
         }
     }
+    percentiles(samples)
+}
+
+/// Sequential round trips on two connections in turn, one on `a` and one
+/// on `b`, with which goes first alternating from pair to pair (and the
+/// first pair's order from `round`), after a short warm-up.
+async fn interleaved_round_trips(
+    a: SocketAddr,
+    b: SocketAddr,
+    n: usize,
+    round: usize,
+) -> (Percentiles, Percentiles) {
+    let mut streams = [
+        TcpStream::connect(a).await.expect("connect"),
+        TcpStream::connect(b).await.expect("connect"),
+    ];
+    for stream in &streams {
+        stream.set_nodelay(true).expect("nodelay");
+    }
+    let msg = [7u8; MESSAGE];
+    let mut back = [0u8; MESSAGE];
+    let mut samples = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    for i in 0..n + n / 10 {
+        let first = (i + round) % 2;
+        for which in [first, 1 - first] {
+            let stream = &mut streams[which];
+            let start = Instant::now();
+            stream.write_all(&msg).await.expect("write");
+            stream.read_exact(&mut back).await.expect("read");
+            if i >= n / 10 {
+                samples[which].push(start.elapsed());
+            }
+        }
+    }
+    let [a, b] = samples.map(percentiles);
+    (a, b)
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> Percentiles {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     Percentiles {
@@ -502,6 +629,12 @@ fn median_p(runs: Vec<Percentiles>) -> Percentiles {
         p50: p50[p50.len() / 2],
         p99: p99[p99.len() / 2],
     }
+}
+
+/// The first and third quartiles.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 4], v[(3 * v.len() / 4).min(v.len() - 1)])
 }
 
 fn median_f(mut v: Vec<f64>) -> f64 {
