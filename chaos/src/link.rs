@@ -28,12 +28,13 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use bytes::{Buf, BytesMut};
 use futures::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::chain::{Chain, Snapshot};
 use crate::metrics::LinkCounters;
@@ -64,9 +65,14 @@ pub(crate) struct ConnContext {
     pub(crate) downstream_counters: LinkCounters,
     /// Cancelled when the proxy stops.
     pub(crate) cancel: CancellationToken,
+    /// Counts this connection among the proxy's live ones; each pump holds
+    /// a clone until it is done (a token rather than a tracked future,
+    /// whose `poll` would be one more call on every wake-up).
+    pub(crate) tracked: TaskTrackerToken,
 }
 
-/// Serves one accepted client until both directions are done.
+/// Connects to the upstream for one accepted client and starts the two
+/// pumps, each a task of its own that runs until its direction is done.
 pub(crate) async fn serve(client: TcpStream, ctx: ConnContext) {
     let connect = TcpStream::connect(&*ctx.upstream);
     let server = tokio::select! {
@@ -104,6 +110,7 @@ pub(crate) async fn serve(client: TcpStream, ctx: ConnContext) {
         abort: abort.clone(),
         source_gone: downstream_closed.clone(),
         closed: upstream_closed.clone(),
+        _tracked: ctx.tracked.clone(),
     };
     let down = Pump {
         src: server_read,
@@ -114,14 +121,15 @@ pub(crate) async fn serve(client: TcpStream, ctx: ConnContext) {
         abort,
         source_gone: upstream_closed,
         closed: downstream_closed,
+        _tracked: ctx.tracked,
     };
     drop(snapshot);
-    let downstream = tokio::spawn(down.run());
-    up.run().await;
-    if let Err(e) = downstream.await {
-        tracing::warn!(proxy = %ctx.proxy, error = %e, "downstream link failed");
-    }
-    // Each socket closes when the last pump holding a half of it is done.
+    // Neither is awaited here: a task that only waited for the pumps would
+    // put one more future between the runtime and the upstream pump on each
+    // of its wake-ups. Each socket closes when the last pump holding a half
+    // of it is done, and the proxy stops counting the connection then too.
+    tokio::spawn(up.run());
+    tokio::spawn(down.run());
 }
 
 /// Waits for the proxy's toxics to change; hands the receiver back.
@@ -201,6 +209,8 @@ struct Pump {
     source_gone: CancellationToken,
     /// Cancelled by this pump when it closes its destination for good.
     closed: CancellationToken,
+    /// Keeps the connection counted by its proxy while this pump runs.
+    _tracked: TaskTrackerToken,
 }
 
 impl Pump {
@@ -289,7 +299,7 @@ impl Pump {
                         self.chain.push(Item::End(End::Eof));
                     }
                     Ok(n) => {
-                        self.counters.received.inc_by(n as u64);
+                        self.counters.received(n);
                         let data = buf.split().freeze();
                         self.chain.push(Item::Data(Chunk {
                             data,
@@ -318,7 +328,7 @@ impl Pump {
                     None => break,
                     Some(Item::Data(chunk)) => match self.dst.try_write(&chunk.data) {
                         Ok(n) => {
-                            self.counters.sent.inc_by(n as u64);
+                            self.counters.sent(n);
                             progressed = true;
                             if n >= chunk.data.len() {
                                 self.chain.outbox.pop_front();
@@ -531,20 +541,23 @@ impl Pump {
                 return Some(Step::Ended);
             }
         };
-        self.counters.received.inc_by(n as u64);
+        self.counters.received(n);
         let mut written = 0;
         while written < n {
-            match self.dst.try_write(&buf[written..n]) {
-                Ok(0) => break,
-                Ok(w) => written += w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
+            // `poll_write` rather than `try_write`: the same readiness check
+            // and send, inlined here instead of a call per chunk. A
+            // `Pending` leaves this task registered for writability, which
+            // the pump's wait for the backlog asks for anyway.
+            match Pin::new(&mut self.dst).poll_write(cx, &buf[written..n]) {
+                Poll::Ready(Ok(0)) | Poll::Pending => break,
+                Poll::Ready(Ok(w)) => written += w,
+                Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "destination failed; closing the connection");
                     return None;
                 }
             }
         }
-        self.counters.sent.inc_by(written as u64);
+        self.counters.sent(written);
         if written < n {
             self.chain.push(Item::Data(Chunk {
                 data: bytes::Bytes::copy_from_slice(&buf[written..n]),

@@ -376,13 +376,14 @@ async fn accept_loop(
     cancel: CancellationToken,
     connections: TaskTracker,
 ) {
-    let upstream_counters = entry
-        .metrics
-        .link(Stream::Upstream, &entry.name, &listen, &upstream);
-    let downstream_counters =
+    let upstream_totals =
         entry
             .metrics
-            .link(Stream::Downstream, &entry.name, &listen, &upstream);
+            .direction(Stream::Upstream, &entry.name, &listen, &upstream);
+    let downstream_totals =
+        entry
+            .metrics
+            .direction(Stream::Downstream, &entry.name, &listen, &upstream);
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -397,11 +398,12 @@ async fn accept_loop(
                     upstream: Arc::clone(&upstream),
                     seed: seed::mix(entry.seed, index),
                     toxics: entry.publish.subscribe(),
-                    upstream_counters: upstream_counters.clone(),
-                    downstream_counters: downstream_counters.clone(),
+                    upstream_counters: entry.metrics.open(&upstream_totals),
+                    downstream_counters: entry.metrics.open(&downstream_totals),
                     cancel: cancel.child_token(),
+                    tracked: connections.token(),
                 };
-                connections.spawn(link::serve(client, ctx));
+                tokio::spawn(link::serve(client, ctx));
             }
             Err(e) => {
                 tracing::warn!(proxy = %entry.name, error = %e, "accept failed");
