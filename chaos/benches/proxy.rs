@@ -152,7 +152,10 @@ async fn bench(s: Settings) {
     let tcp_proxied = median_f(slices.iter().map(|(ours, _)| ours.rate).collect());
     let baseline_tcp = median_f(slices.iter().map(|(_, floor)| floor.rate).collect());
     let pair_ratios: Vec<f64> = slices.iter().map(|(o, f)| o.rate / f.rate).collect();
-    let (paired_tcp, paired_spread) = (median_f(pair_ratios.clone()), quartiles(pair_ratios));
+    let (paired_tcp, paired_spread) = (
+        median_f(pair_ratios.clone()),
+        quartiles(pair_ratios.clone()),
+    );
     // The same measure of the minimal proxy against a second one like it:
     // what the bench reads when there is no difference to find.
     let twin = spawn_plain_proxy(echo).await;
@@ -164,11 +167,11 @@ async fn bench(s: Settings) {
     let (control_tcp, control_spread) = (median_f(control.clone()), quartiles(control));
     // The pairs by which went first: [ours first, minimal first].
     let by_order: [Vec<f64>; 2] = [0, 1].map(|first| {
-        slices
+        pair_ratios
             .iter()
             .enumerate()
             .filter(|(i, _)| i % 2 == first)
-            .map(|(_, (o, f))| o.rate / f.rate)
+            .map(|(_, r)| *r)
             .collect()
     });
     // CPU per request the hop adds (less the direct runs'): ours, minimal,
@@ -407,8 +410,7 @@ async fn tcp_throughput(addr: SocketAddr, concurrency: usize, run: Duration) -> 
     for _ in 0..concurrency {
         let (done, count) = (done.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
-            let mut stream = TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).expect("nodelay");
+            let mut stream = load_connection(addr).await;
             let msg = [7u8; MESSAGE];
             let mut back = [0u8; MESSAGE];
             while !done.load(Ordering::Relaxed) {
@@ -457,8 +459,7 @@ async fn interleaved_throughput(
         for (side, addr) in [a, b].into_iter().enumerate() {
             let (turn, counts) = (turn.clone(), counts.clone());
             let mut switched = switch.subscribe();
-            let mut stream = TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).expect("nodelay");
+            let mut stream = load_connection(addr).await;
             tasks.push(tokio::spawn(async move {
                 let msg = [7u8; MESSAGE];
                 let mut back = [0u8; MESSAGE];
@@ -507,6 +508,13 @@ async fn interleaved_throughput(
         let _ = task.await;
     }
     slices
+}
+
+/// A load connection: Nagle off, as every hop here has it.
+async fn load_connection(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
 }
 
 /// User + system CPU time of this process so far.
@@ -559,8 +567,7 @@ struct Percentiles {
 
 /// Sequential round trips on one connection (after a short warm-up).
 async fn round_trips(addr: SocketAddr, n: usize) -> Percentiles {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
+    let mut stream = load_connection(addr).await;
     let msg = [7u8; MESSAGE];
     let mut back = [0u8; MESSAGE];
     let mut samples = Vec::with_capacity(n);
@@ -584,13 +591,7 @@ async fn interleaved_round_trips(
     n: usize,
     round: usize,
 ) -> (Percentiles, Percentiles) {
-    let mut streams = [
-        TcpStream::connect(a).await.expect("connect"),
-        TcpStream::connect(b).await.expect("connect"),
-    ];
-    for stream in &streams {
-        stream.set_nodelay(true).expect("nodelay");
-    }
+    let mut streams = [load_connection(a).await, load_connection(b).await];
     let msg = [7u8; MESSAGE];
     let mut back = [0u8; MESSAGE];
     let mut samples = [Vec::with_capacity(n), Vec::with_capacity(n)];
