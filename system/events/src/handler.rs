@@ -102,6 +102,13 @@ pub enum HandleError {
     Permanent(String),
 }
 
+/// A database that failed may work later.
+impl From<sqlx::Error> for HandleError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Transient(format!("database: {e}"))
+    }
+}
+
 impl HandleError {
     pub fn transient(e: impl std::fmt::Display) -> Self {
         Self::Transient(e.to_string())
