@@ -8,10 +8,11 @@ use futures::future::BoxFuture;
 use gauntlet_events::{
     outbox, processed, Delivery, Event, EventProducer, EventType, HandleError, Handler,
 };
+use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 
 use crate::db::Db;
-use crate::events::{db_error, payload, OrderFacts, INVENTORY};
+use crate::events::{payload, OrderFacts, INVENTORY};
 use crate::service::{Built, ServiceContext, StartError};
 use crate::services::catalog::{commit_in, release_in, reserve_in, ReserveRequest};
 
@@ -51,68 +52,92 @@ impl Handler for CatalogHandler {
 }
 
 impl CatalogHandler {
+    /// Reserves the order's stock and announces the outcome, in a
+    /// transaction shared with whatever else this database has queued.
     async fn reserve(&self, event: &Event) -> Result<(), HandleError> {
         let facts: OrderFacts = payload(event)?;
-        let mut tx = self.db.write.begin().await.map_err(db_error)?;
-        if !processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
-            .await
-            .map_err(db_error)?
-        {
-            return Ok(());
+        let announced = self
+            .db
+            .write
+            .transact((event.clone(), facts), |(event, facts), conn| {
+                Box::pin(reserve(conn, event, facts))
+            })
+            .await?;
+        if announced {
+            self.relay.notify_one();
         }
-        let req = ReserveRequest {
-            order_id: event.order_id,
-            product_id: facts.product_id,
-            quantity: facts.quantity,
-        };
-        let next = match reserve_in(&mut tx, &req).await {
-            Ok(_) => Event::new(
-                EventType::StockReserved,
-                event.order_id,
-                serde_json::to_value(&facts).unwrap_or_default(),
-            ),
-            Err(e) if e.status.is_client_error() => Event::new(
-                EventType::StockReservationFailed,
-                event.order_id,
-                serde_json::to_value(OrderFacts {
-                    reason: Some(e.body.error),
-                    ..facts
-                })
-                .unwrap_or_default(),
-            ),
-            Err(e) => return Err(crate::events::api_error(e)),
-        };
-        outbox::enqueue(&mut tx, INVENTORY, &next.key(), &next)
-            .await
-            .map_err(HandleError::transient)?;
-        tx.commit().await.map_err(db_error)?;
-        self.relay.notify_one();
         Ok(())
     }
 
     /// Commits (confirmed) or releases (cancelled) the order's reservation.
     async fn settle(&self, event: &Event, confirmed: bool) -> Result<(), HandleError> {
-        let mut tx = self.db.write.begin().await.map_err(db_error)?;
-        if !processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
+        self.db
+            .write
+            .transact(event.clone(), move |event, conn| {
+                Box::pin(settle(conn, event, confirmed))
+            })
             .await
-            .map_err(db_error)?
-        {
-            return Ok(());
-        }
-        let result = if confirmed {
-            commit_in(&mut tx, event.order_id).await
-        } else {
-            release_in(&mut tx, event.order_id).await
-        };
-        if let Err(e) = result {
-            if e.status.is_server_error() {
-                return Err(crate::events::api_error(e));
-            }
-            // Nothing to commit or release is not worth a dead letter, but
-            // it is worth a line in the log.
-            tracing::warn!(order = event.order_id, error = %e.body.error, "catalog: reservation not settled");
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
     }
+}
+
+/// Reserves stock for `event`'s order unless it was seen before; true if
+/// an outcome was queued in the outbox.
+async fn reserve(
+    conn: &mut SqliteConnection,
+    event: &Event,
+    facts: &OrderFacts,
+) -> Result<bool, HandleError> {
+    if !processed::first_time(conn, &event.event_id.to_string(), GROUP).await? {
+        return Ok(false);
+    }
+    let req = ReserveRequest {
+        order_id: event.order_id,
+        product_id: facts.product_id,
+        quantity: facts.quantity,
+    };
+    let next = match reserve_in(conn, &req).await {
+        Ok(_) => Event::new(
+            EventType::StockReserved,
+            event.order_id,
+            serde_json::to_value(facts).unwrap_or_default(),
+        ),
+        Err(e) if e.status.is_client_error() => Event::new(
+            EventType::StockReservationFailed,
+            event.order_id,
+            serde_json::to_value(OrderFacts {
+                reason: Some(e.body.error),
+                ..facts.clone()
+            })
+            .unwrap_or_default(),
+        ),
+        Err(e) => return Err(crate::events::api_error(e)),
+    };
+    outbox::enqueue(conn, INVENTORY, &next.key(), &next)
+        .await
+        .map_err(HandleError::transient)?;
+    Ok(true)
+}
+
+async fn settle(
+    conn: &mut SqliteConnection,
+    event: &Event,
+    confirmed: bool,
+) -> Result<(), HandleError> {
+    if !processed::first_time(conn, &event.event_id.to_string(), GROUP).await? {
+        return Ok(());
+    }
+    let result = if confirmed {
+        commit_in(conn, event.order_id).await
+    } else {
+        release_in(conn, event.order_id).await
+    };
+    if let Err(e) = result {
+        if e.status.is_server_error() {
+            return Err(crate::events::api_error(e));
+        }
+        // Nothing to commit or release is not worth a dead letter, but
+        // it is worth a line in the log.
+        tracing::warn!(order = event.order_id, error = %e.body.error, "catalog: reservation not settled");
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
 
 use crate::client::{ClientError, ServiceClient, IDEMPOTENCY_KEY};
 use crate::config::Service;
@@ -104,22 +105,39 @@ async fn load(db: &Db, order_id: i64) -> Result<Option<Charge>, sqlx::Error> {
 async fn settle(
     db: &Db,
     order_id: i64,
-    status: &str,
+    status: &'static str,
     provider_charge_id: Option<i64>,
-    error: Option<&str>,
+    error: Option<&'static str>,
 ) -> Result<Option<Charge>, sqlx::Error> {
-    sqlx::query(
-        "UPDATE charges SET status = ?, provider_charge_id = COALESCE(?, provider_charge_id),
-         error = ?, updated_at = ? WHERE order_id = ? AND status = 'PENDING'",
-    )
-    .bind(status)
-    .bind(provider_charge_id)
-    .bind(error)
-    .bind(now_ms())
-    .bind(order_id)
-    .execute(&mut *db.write.acquire().await?)
-    .await?;
-    load(db, order_id).await
+    let update = (order_id, status, provider_charge_id, error);
+    db.write
+        .transact(update, |&(order_id, status, provider_charge_id, error), conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE charges SET status = ?, provider_charge_id = COALESCE(?, provider_charge_id),
+                     error = ?, updated_at = ? WHERE order_id = ? AND status = 'PENDING'",
+                )
+                .bind(status)
+                .bind(provider_charge_id)
+                .bind(error)
+                .bind(now_ms())
+                .bind(order_id)
+                .execute(&mut *conn)
+                .await?;
+                load_in(conn, order_id).await
+            })
+        })
+        .await
+}
+
+async fn load_in(
+    conn: &mut SqliteConnection,
+    order_id: i64,
+) -> Result<Option<Charge>, sqlx::Error> {
+    sqlx::query_as::<_, Charge>(&format!("SELECT {COLUMNS} FROM charges WHERE order_id = ?"))
+        .bind(order_id)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 async fn charge(
@@ -146,19 +164,40 @@ pub async fn charge_order(
     if req.amount_cents <= 0 {
         return Err(ApiError::bad_request("amount_cents must be > 0"));
     }
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO charges (order_id, idempotency_key, amount_cents, status, created_at, updated_at)
-         VALUES (?, ?, ?, 'PENDING', ?, ?) ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(req.order_id)
-    .bind(key)
-    .bind(req.amount_cents)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *st.db.write.acquire().await?)
-    .await?;
-    let row = load(&st.db, req.order_id)
+    // The row (PENDING unless this order was seen before) and, for a
+    // charge still to make, one more attempt on it, in one transaction.
+    let row = st
+        .db
+        .write
+        .transact(
+            (req.order_id, key.to_string(), req.amount_cents),
+            |(order_id, key, amount_cents), conn| {
+                Box::pin(async move {
+                    let now = now_ms();
+                    sqlx::query(
+                        "INSERT INTO charges (order_id, idempotency_key, amount_cents, status, created_at, updated_at)
+                         VALUES (?, ?, ?, 'PENDING', ?, ?) ON CONFLICT (order_id) DO NOTHING",
+                    )
+                    .bind(order_id)
+                    .bind(key)
+                    .bind(amount_cents)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                    let row = load_in(conn, *order_id).await?;
+                    if let Some(row) = &row {
+                        if row.idempotency_key == *key && !is_settled(&row.status) {
+                            sqlx::query("UPDATE charges SET attempts = attempts + 1 WHERE order_id = ?")
+                                .bind(order_id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    Ok::<_, sqlx::Error>(row)
+                })
+            },
+        )
         .await?
         .ok_or_else(|| ApiError::internal("charge row vanished"))?;
     if row.idempotency_key != key {
@@ -180,10 +219,6 @@ pub async fn charge_order(
         }
         _ => {}
     }
-    sqlx::query("UPDATE charges SET attempts = attempts + 1 WHERE order_id = ?")
-        .bind(req.order_id)
-        .execute(&mut *st.db.write.acquire().await?)
-        .await?;
     let body = ChargeRequest {
         order_id: Some(req.order_id),
         amount_cents: row.amount_cents,
@@ -246,6 +281,11 @@ pub async fn charge_order(
             Err(ApiError::unavailable("payment provider unavailable").with_detail(e.to_string()))
         }
     }
+}
+
+/// A charge past PENDING: nothing more to attempt.
+fn is_settled(status: &str) -> bool {
+    matches!(status, "CHARGED" | "FAILED" | "REFUNDED" | "VOIDED")
 }
 
 fn declined(row: Charge) -> ApiError {

@@ -57,7 +57,9 @@ impl PaymentsHandler {
         )
         .bind(event.event_id.to_string())
         .bind(GROUP)
-        .fetch_optional(&mut *db.write.acquire().await.map_err(db_error)?)
+        // A read beside the writer: a charge recorded is committed with
+        // its mark, and the mark is checked again where it is written.
+        .fetch_optional(&db.read)
         .await
         .map_err(db_error)?;
         if seen.is_some() {
@@ -99,18 +101,26 @@ impl PaymentsHandler {
                 )
             }
         };
-        let mut tx = db.write.begin().await.map_err(db_error)?;
-        if !processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
-            .await
-            .map_err(db_error)?
-        {
-            return Ok(());
+        let announced = db
+            .write
+            .transact(
+                (event.event_id.to_string(), next),
+                |(event_id, next), conn| {
+                    Box::pin(async move {
+                        if !processed::first_time(conn, event_id, GROUP).await? {
+                            return Ok(false);
+                        }
+                        outbox::enqueue(conn, PAYMENTS, &next.key(), next)
+                            .await
+                            .map_err(HandleError::transient)?;
+                        Ok::<_, HandleError>(true)
+                    })
+                },
+            )
+            .await?;
+        if announced {
+            self.relay.notify_one();
         }
-        outbox::enqueue(&mut tx, PAYMENTS, &next.key(), &next)
-            .await
-            .map_err(HandleError::transient)?;
-        tx.commit().await.map_err(db_error)?;
-        self.relay.notify_one();
         Ok(())
     }
 }

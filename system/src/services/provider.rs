@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
 
 use crate::client::IDEMPOTENCY_KEY;
 use crate::config::ProviderFaults;
@@ -162,56 +163,41 @@ async fn charge(
         tokio::time::sleep(Duration::from_micros((delay * 1000.0) as u64)).await;
     }
 
-    let mut tx = st.db.write.begin().await?;
-    let existing = sqlx::query_as::<_, ProviderCharge>(
-        "SELECT id, idempotency_key, order_id, amount_cents, status, requests FROM charges
-         WHERE idempotency_key = ?",
-    )
-    .bind(&key)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(mut existing) = existing {
-        if existing.status == "VOIDED" {
+    let declines = dice.decline < faults.decline_rate;
+    let outcome = st
+        .db
+        .write
+        .transact(
+            (key.clone(), req.order_id, req.amount_cents, declines),
+            |(key, order_id, amount_cents, declines), conn| {
+                Box::pin(charge_in(conn, key, *order_id, *amount_cents, *declines))
+            },
+        )
+        .await?;
+    let charge = match outcome {
+        Charged::Refused => {
             inc(&st.events, "refused_voided");
             return Err(ApiError::conflict(format!(
                 "key {key} was voided by a refund"
             )));
         }
-        sqlx::query("UPDATE charges SET requests = requests + 1, updated_at = ? WHERE id = ?")
-            .bind(now_ms())
-            .bind(existing.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        existing.requests += 1;
-        inc(&st.events, "replayed");
-        let reply = ChargeReply {
-            charge: existing,
-            replayed: true,
-        };
-        return Ok((StatusCode::OK, Json(reply)));
-    }
-    if dice.decline < faults.decline_rate {
-        inc(&st.events, "declined");
-        return Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "payment declined",
-        ));
-    }
-    let now = now_ms();
-    let charge = sqlx::query_as::<_, ProviderCharge>(
-        "INSERT INTO charges (idempotency_key, order_id, amount_cents, status, created_at, updated_at)
-         VALUES (?, ?, ?, 'CHARGED', ?, ?)
-         RETURNING id, idempotency_key, order_id, amount_cents, status, requests",
-    )
-    .bind(&key)
-    .bind(req.order_id)
-    .bind(req.amount_cents)
-    .bind(now)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
+        Charged::Replayed(existing) => {
+            inc(&st.events, "replayed");
+            let reply = ChargeReply {
+                charge: existing,
+                replayed: true,
+            };
+            return Ok((StatusCode::OK, Json(reply)));
+        }
+        Charged::Declined => {
+            inc(&st.events, "declined");
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "payment declined",
+            ));
+        }
+        Charged::New(charge) => charge,
+    };
     inc(&st.events, "charged");
     if dice.lose < faults.lost_reply_rate {
         inc(&st.events, "reply_lost");
@@ -227,6 +213,62 @@ async fn charge(
             replayed: false,
         }),
     ))
+}
+
+/// What a charge request came to at the provider.
+enum Charged {
+    New(ProviderCharge),
+    /// The key was charged before: the same charge, asked once more.
+    Replayed(ProviderCharge),
+    /// The key was voided by a refund first.
+    Refused,
+    Declined,
+}
+
+/// A charge under `key`, or what an earlier request with it left.
+async fn charge_in(
+    conn: &mut SqliteConnection,
+    key: &str,
+    order_id: Option<i64>,
+    amount_cents: i64,
+    declines: bool,
+) -> Result<Charged, sqlx::Error> {
+    let existing = sqlx::query_as::<_, ProviderCharge>(
+        "SELECT id, idempotency_key, order_id, amount_cents, status, requests FROM charges
+         WHERE idempotency_key = ?",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(mut existing) = existing {
+        if existing.status == "VOIDED" {
+            return Ok(Charged::Refused);
+        }
+        sqlx::query("UPDATE charges SET requests = requests + 1, updated_at = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(existing.id)
+            .execute(&mut *conn)
+            .await?;
+        existing.requests += 1;
+        return Ok(Charged::Replayed(existing));
+    }
+    if declines {
+        return Ok(Charged::Declined);
+    }
+    let now = now_ms();
+    sqlx::query_as::<_, ProviderCharge>(
+        "INSERT INTO charges (idempotency_key, order_id, amount_cents, status, created_at, updated_at)
+         VALUES (?, ?, ?, 'CHARGED', ?, ?)
+         RETURNING id, idempotency_key, order_id, amount_cents, status, requests",
+    )
+    .bind(key)
+    .bind(order_id)
+    .bind(amount_cents)
+    .bind(now)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map(Charged::New)
 }
 
 async fn refund(

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use gauntlet_events::{processed, Delivery, Event, EventType, HandleError, Handler};
+use sqlx::SqliteConnection;
 
 use crate::db::{now_ms, Db};
-use crate::events::{db_error, payload, OrderFacts};
+use crate::events::{payload, OrderFacts};
 use crate::service::{ServiceContext, StartError};
 
 #[derive(Clone, Copy)]
@@ -55,48 +56,58 @@ impl Handler for SinkHandler {
 }
 
 impl SinkHandler {
-    async fn apply(&self, event: &Event, status: &str) -> Result<(), HandleError> {
+    async fn apply(&self, event: &Event, status: &'static str) -> Result<(), HandleError> {
         let facts: OrderFacts = payload(event)?;
-        let group = match self.sink {
-            Sink::Notifications => "notifications",
-            Sink::Analytics => "analytics",
-        };
-        let mut tx = self.db.write.begin().await.map_err(db_error)?;
-        if !processed::first_time(&mut tx, &event.event_id.to_string(), group)
+        let sink = self.sink;
+        self.db
+            .write
+            .transact((event.clone(), facts), move |(event, facts), conn| {
+                Box::pin(apply(conn, sink, event, facts, status))
+            })
             .await
-            .map_err(db_error)?
-        {
-            return Ok(());
-        }
-        match self.sink {
-            Sink::Notifications if status == "CONFIRMED" => {
-                sqlx::query(
-                    "INSERT INTO notifications (order_id, kind, created_at) VALUES (?, 'order_confirmed', ?)
-                     ON CONFLICT (order_id, kind) DO NOTHING",
-                )
-                .bind(event.order_id)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            }
-            Sink::Notifications => {}
-            Sink::Analytics => {
-                sqlx::query(
-                    "INSERT INTO order_outcomes (order_id, status, product_id, quantity, total_cents, at)
-                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
-                )
-                .bind(event.order_id)
-                .bind(status)
-                .bind(facts.product_id)
-                .bind(facts.quantity)
-                .bind(facts.total_cents)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            }
-        }
-        tx.commit().await.map_err(db_error)
     }
+}
+
+async fn apply(
+    conn: &mut SqliteConnection,
+    sink: Sink,
+    event: &Event,
+    facts: &OrderFacts,
+    status: &str,
+) -> Result<(), HandleError> {
+    let group = match sink {
+        Sink::Notifications => "notifications",
+        Sink::Analytics => "analytics",
+    };
+    if !processed::first_time(conn, &event.event_id.to_string(), group).await? {
+        return Ok(());
+    }
+    match sink {
+        Sink::Notifications if status == "CONFIRMED" => {
+            sqlx::query(
+                "INSERT INTO notifications (order_id, kind, created_at) VALUES (?, 'order_confirmed', ?)
+                 ON CONFLICT (order_id, kind) DO NOTHING",
+            )
+            .bind(event.order_id)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Sink::Notifications => {}
+        Sink::Analytics => {
+            sqlx::query(
+                "INSERT INTO order_outcomes (order_id, status, product_id, quantity, total_cents, at)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+            )
+            .bind(event.order_id)
+            .bind(status)
+            .bind(facts.product_id)
+            .bind(facts.quantity)
+            .bind(facts.total_cents)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
 }

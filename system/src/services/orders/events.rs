@@ -16,12 +16,13 @@ use gauntlet_events::{
     outbox, processed, Delivery, Event, EventProducer, EventType, HandleError, Handler,
 };
 use prometheus_client::metrics::histogram::Histogram;
+use sqlx::SqliteConnection;
 use tokio::sync::Notify;
 
 use super::store::{self, Order};
 use crate::db::{now_ms, Db};
 use crate::error::ApiError;
-use crate::events::{db_error, payload, OrderFacts, ORDERS};
+use crate::events::{payload, OrderFacts, ORDERS};
 use crate::service::{Built, ServiceContext, StartError};
 use crate::telemetry::{inc, KindCounter};
 
@@ -63,45 +64,80 @@ pub fn start(
 }
 
 impl AsyncOrders {
-    /// Writes the order and its `OrderCreated` event in one transaction;
-    /// `Ok(None)` when the idempotency key is already taken.
+    /// Writes the order and its `OrderCreated` event in one transaction
+    /// (shared with what else the database has queued); `Ok(None)` when
+    /// the idempotency key is already taken.
     pub async fn place(
         &self,
         db: &Db,
         new: &store::NewOrder<'_>,
     ) -> Result<Option<Order>, ApiError> {
-        let mut tx = db.write.begin().await?;
-        let Some(order) = store::insert_in(&mut tx, new, store::step::EVENTS).await? else {
-            return Ok(None);
-        };
-        let facts = OrderFacts {
+        let owned = Placed {
             user_id: new.user_id,
             product_id: new.product_id,
             quantity: new.quantity,
             total_cents: new.total_cents,
-            reason: None,
+            flow: new.flow.to_string(),
+            idempotency_key: new.idempotency_key.map(str::to_string),
         };
-        let event = Event::new(
-            EventType::OrderCreated,
-            order.id,
-            serde_json::to_value(&facts).unwrap_or_default(),
-        );
-        outbox::enqueue(&mut tx, ORDERS, &event.key(), &event)
-            .await
-            .map_err(ApiError::internal)?;
-        store::append_in(
-            &mut tx,
-            order.id,
-            "OrderCreated",
-            "execute",
-            "succeeded",
-            Some("published through the outbox"),
-        )
-        .await?;
-        tx.commit().await?;
-        self.relay.notify_one();
-        Ok(Some(order))
+        let order = db
+            .write
+            .transact(owned, |placed, conn| Box::pin(place(conn, placed)))
+            .await?;
+        if order.is_some() {
+            self.relay.notify_one();
+        }
+        Ok(order)
     }
+}
+
+/// A [`store::NewOrder`] that owns its text, to hand to the writer.
+struct Placed {
+    user_id: i64,
+    product_id: i64,
+    quantity: i64,
+    total_cents: i64,
+    flow: String,
+    idempotency_key: Option<String>,
+}
+
+async fn place(conn: &mut SqliteConnection, placed: &Placed) -> Result<Option<Order>, ApiError> {
+    let new = store::NewOrder {
+        user_id: placed.user_id,
+        product_id: placed.product_id,
+        quantity: placed.quantity,
+        total_cents: placed.total_cents,
+        flow: &placed.flow,
+        idempotency_key: placed.idempotency_key.as_deref(),
+    };
+    let Some(order) = store::insert_in(conn, &new, store::step::EVENTS).await? else {
+        return Ok(None);
+    };
+    let facts = OrderFacts {
+        user_id: new.user_id,
+        product_id: new.product_id,
+        quantity: new.quantity,
+        total_cents: new.total_cents,
+        reason: None,
+    };
+    let event = Event::new(
+        EventType::OrderCreated,
+        order.id,
+        serde_json::to_value(&facts).unwrap_or_default(),
+    );
+    outbox::enqueue(conn, ORDERS, &event.key(), &event)
+        .await
+        .map_err(ApiError::internal)?;
+    store::append_in(
+        conn,
+        order.id,
+        "OrderCreated",
+        "execute",
+        "succeeded",
+        Some("published through the outbox"),
+    )
+    .await?;
+    Ok(Some(order))
 }
 
 impl Handler for OrdersHandler {
@@ -123,94 +159,27 @@ impl Handler for OrdersHandler {
 impl OrdersHandler {
     /// Logs an event that moves nothing yet.
     async fn note(&self, event: &Event) -> Result<(), HandleError> {
-        let mut tx = self.db.write.begin().await.map_err(db_error)?;
-        if processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
+        self.db
+            .write
+            .transact(event.clone(), |event, conn| Box::pin(note(conn, event)))
             .await
-            .map_err(db_error)?
-        {
-            store::append_in(
-                &mut tx,
-                event.order_id,
-                event.event_type.as_str(),
-                "execute",
-                "succeeded",
-                None,
-            )
-            .await
-            .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)
     }
 
     /// Moves a PENDING order to CONFIRMED or CANCELLED and announces it.
     async fn settle(&self, event: &Event, confirmed: bool) -> Result<(), HandleError> {
         let facts: OrderFacts = payload(event)?;
-        let mut tx = self.db.write.begin().await.map_err(db_error)?;
-        if !processed::first_time(&mut tx, &event.event_id.to_string(), GROUP)
-            .await
-            .map_err(db_error)?
-        {
+        let settled = self
+            .db
+            .write
+            .transact((event.clone(), facts), move |(event, facts), conn| {
+                Box::pin(settle(conn, event, facts, confirmed))
+            })
+            .await?;
+        let Some(took_ms) = settled else {
             return Ok(());
-        }
-        let order = store::get_in(&mut tx, event.order_id)
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| HandleError::permanent(format!("order {} not found", event.order_id)))?;
-        let detail = facts.reason.clone();
-        store::append_in(
-            &mut tx,
-            order.id,
-            event.event_type.as_str(),
-            "execute",
-            "succeeded",
-            detail.as_deref(),
-        )
-        .await
-        .map_err(db_error)?;
-        if order.status != "PENDING" {
-            // Already settled (a duplicate under another event id, or a
-            // late event): record it, change nothing.
-            tx.commit().await.map_err(db_error)?;
-            return Ok(());
-        }
-        let (status, next) = if confirmed {
-            ("CONFIRMED", EventType::OrderConfirmed)
-        } else {
-            ("CANCELLED", EventType::OrderCancelled)
         };
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE orders SET status = ?, saga_step = 'done', cancel_reason = ?, updated_at = ?,
-             settled_at = ? WHERE id = ? AND status = 'PENDING'",
-        )
-        .bind(status)
-        .bind(if confirmed {
-            None
-        } else {
-            facts.reason.clone()
-        })
-        .bind(now)
-        .bind(now)
-        .bind(order.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let out = Event::new(
-            next,
-            order.id,
-            serde_json::to_value(&facts).unwrap_or_default(),
-        );
-        outbox::enqueue(&mut tx, ORDERS, &out.key(), &out)
-            .await
-            .map_err(HandleError::transient)?;
-        let created: i64 = sqlx::query_scalar("SELECT created_at FROM orders WHERE id = ?")
-            .bind(order.id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
         self.relay.notify_one();
-        self.settle.observe((now - created).max(0) as f64 / 1000.0);
+        self.settle.observe(took_ms as f64 / 1000.0);
         inc(
             &self.outcomes,
             if confirmed {
@@ -221,4 +190,83 @@ impl OrdersHandler {
         );
         Ok(())
     }
+}
+
+async fn note(conn: &mut SqliteConnection, event: &Event) -> Result<(), HandleError> {
+    if processed::first_time(conn, &event.event_id.to_string(), GROUP).await? {
+        store::append_in(
+            conn,
+            event.order_id,
+            event.event_type.as_str(),
+            "execute",
+            "succeeded",
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Settles `event`'s order unless it was seen before or is settled
+/// already; the time from accepted to settled, in ms, if it settled now.
+async fn settle(
+    conn: &mut SqliteConnection,
+    event: &Event,
+    facts: &OrderFacts,
+    confirmed: bool,
+) -> Result<Option<i64>, HandleError> {
+    if !processed::first_time(conn, &event.event_id.to_string(), GROUP).await? {
+        return Ok(None);
+    }
+    let order = store::get_in(conn, event.order_id)
+        .await?
+        .ok_or_else(|| HandleError::permanent(format!("order {} not found", event.order_id)))?;
+    store::append_in(
+        conn,
+        order.id,
+        event.event_type.as_str(),
+        "execute",
+        "succeeded",
+        facts.reason.as_deref(),
+    )
+    .await?;
+    if order.status != "PENDING" {
+        // Already settled (a duplicate under another event id, or a late
+        // event): record it, change nothing.
+        return Ok(None);
+    }
+    let (status, next) = if confirmed {
+        ("CONFIRMED", EventType::OrderConfirmed)
+    } else {
+        ("CANCELLED", EventType::OrderCancelled)
+    };
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE orders SET status = ?, saga_step = 'done', cancel_reason = ?, updated_at = ?,
+         settled_at = ? WHERE id = ? AND status = 'PENDING'",
+    )
+    .bind(status)
+    .bind(if confirmed {
+        None
+    } else {
+        facts.reason.clone()
+    })
+    .bind(now)
+    .bind(now)
+    .bind(order.id)
+    .execute(&mut *conn)
+    .await?;
+    let out = Event::new(
+        next,
+        order.id,
+        serde_json::to_value(facts).unwrap_or_default(),
+    );
+    outbox::enqueue(conn, ORDERS, &out.key(), &out)
+        .await
+        .map_err(HandleError::transient)?;
+    let created: i64 = sqlx::query_scalar("SELECT created_at FROM orders WHERE id = ?")
+        .bind(order.id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Some((now - created).max(0)))
 }
