@@ -5,7 +5,9 @@
 //! transactions race for the lock (and fail with `SQLITE_BUSY` when a read
 //! transaction tries to upgrade), every write goes through one held
 //! connection (a [`Writer`]: writers queue for it), and reads through a
-//! pool that WAL lets run alongside.
+//! pool that WAL lets run alongside. The writes that arrive together (the
+//! event handlers', an async order's, a charge's) go through
+//! [`Writer::transact`], which lets them share a commit.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
