@@ -95,10 +95,7 @@ pub async fn build(ctx: &ServiceContext) -> Result<Built, StartError> {
 }
 
 async fn load(db: &Db, order_id: i64) -> Result<Option<Charge>, sqlx::Error> {
-    sqlx::query_as::<_, Charge>(&format!("SELECT {COLUMNS} FROM charges WHERE order_id = ?"))
-        .bind(order_id)
-        .fetch_optional(&mut *db.write.acquire().await?)
-        .await
+    load_in(&mut *db.write.acquire().await?, order_id).await
 }
 
 /// Moves a `PENDING` charge on; never overwrites a refund that got there first.
