@@ -74,6 +74,12 @@ pub struct EventsConfig {
     /// publishes each commit at once.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
+    /// How long a consumer's handler may wait for the other handlers of
+    /// its batch to share its commit (see
+    /// `gauntlet_events::consumer::DEFAULT_WRITE_LINGER`). `"0s"`: each
+    /// handler's write commits as soon as the writer is free.
+    #[serde(with = "humantime_serde")]
+    pub write_linger: Duration,
 }
 
 /// Three partitions: enough to show per-key ordering and a rebalance,
@@ -89,6 +95,7 @@ impl Default for EventsConfig {
             base_delay: retry.base_delay,
             max_delay: retry.max_delay,
             linger: gauntlet_events::outbox::DEFAULT_LINGER,
+            write_linger: gauntlet_events::consumer::DEFAULT_WRITE_LINGER,
         }
     }
 }
@@ -226,6 +233,7 @@ impl Bus {
             c.client_id = Some(format!("{}-{}", c.group, instance.share.index()));
         }
         c.max_in_flight = CONSUMER_CONCURRENCY;
+        c.write_linger = config.write_linger;
         // A fetch with nothing to read waits on the broker for up to this
         // long and is answered as soon as something is produced (the
         // embedded broker too: see vendor/README.md), so the wait costs

@@ -21,6 +21,13 @@
 //!   message to `<topic>.dlq` (see [`crate::dlq`]). If the dead-letter topic
 //!   cannot be written either, the consumer keeps trying (with backoff) and
 //!   does not move past the message: it is never dropped on the floor.
+//! - **Batches share commits.** Handlers run inside
+//!   [`crate::writer::lingering`] with `write_linger`: what they write
+//!   through a [`crate::Writer`]'s group commit waits up to that long for
+//!   the rest of their fetched batch, so one commit serves many messages.
+//!   Each message is still its own piece of work: one that fails is
+//!   rolled back alone, and an offset is stored only once its message's
+//!   commit is done.
 //! - **Pause** stops fetching on every assigned partition (and on any
 //!   assigned later) while the loop keeps polling, so the consumer stays in
 //!   its group: exactly what a stalled consumer looks like to the broker.
@@ -73,6 +80,11 @@ pub const DEFAULT_LAG_INTERVAL: Duration = Duration::from_millis(500);
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one dead-letter publish may take before it is retried.
 pub const DEFAULT_DLQ_DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a handler's group commit may wait for the other handlers of
+/// its batch (see [`crate::writer::lingering`]): a fetched batch's
+/// messages are handled at once, and their writes land within about a
+/// millisecond of each other.
+pub const DEFAULT_WRITE_LINGER: Duration = Duration::from_millis(2);
 
 /// After a failed receive, wait this long before the next: the client is
 /// already reconnecting, and a tight loop would only burn a core.
@@ -122,6 +134,8 @@ pub struct ConsumerConfig {
     pub share: Share,
     /// The most messages handled at once (at least 1); see the module docs.
     pub max_in_flight: usize,
+    /// See [`DEFAULT_WRITE_LINGER`]; zero: handlers' writes never wait.
+    pub write_linger: Duration,
 }
 
 impl ConsumerConfig {
@@ -148,6 +162,7 @@ impl ConsumerConfig {
             static_partitions: None,
             share: Share::default(),
             max_in_flight: 1,
+            write_linger: DEFAULT_WRITE_LINGER,
         }
     }
 }
@@ -381,6 +396,7 @@ impl Consumer {
                 )),
                 retry: config.retry.clone(),
                 handler_timeout: config.handler_timeout,
+                write_linger: config.write_linger,
                 cancel: cancel.clone(),
             }),
             max_in_flight: config.max_in_flight.max(1),
@@ -565,6 +581,7 @@ struct Processor {
     backoff: parking_lot::Mutex<Backoff>,
     retry: RetrySettings,
     handler_timeout: Duration,
+    write_linger: Duration,
     cancel: CancellationToken,
 }
 
@@ -806,7 +823,11 @@ impl Processor {
         let made = span
             .in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.handle(msg))));
         let call = match made {
-            Ok(future) => AssertUnwindSafe(future.instrument(span)).catch_unwind(),
+            Ok(future) => AssertUnwindSafe(crate::writer::lingering(
+                self.write_linger,
+                future.instrument(span),
+            ))
+            .catch_unwind(),
             Err(panic) => return Err((FailureKind::Panic, panic_message(panic.as_ref()))),
         };
         match tokio::time::timeout(self.handler_timeout, call).await {

@@ -22,20 +22,31 @@
 //! and each piece is done again in a transaction of its own, so a failing
 //! piece fails alone and never takes the others' effects with it.
 //!
+//! Work that can wait a little says so with [`lingering`], as a consumer
+//! does around its handlers: a group made only of such work waits up to
+//! that long after its first piece was queued for more to join it, like a
+//! Kafka producer's `linger.ms`. The handlers of one fetched batch then
+//! share a commit even at low rates, where none would pile up behind the
+//! last one. Work that does not linger (an HTTP request's write) ends the
+//! wait the moment it is queued.
+//!
 //! A pool still converts into a [`Writer`] (one connection at a time is the
 //! caller's to arrange then), for code that has only a pool.
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Database, Sqlite, SqliteConnection, SqlitePool, TransactionManager};
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 /// The most pieces of work one group commit takes: enough that a busy
@@ -45,6 +56,19 @@ use tracing::Instrument;
 pub const GROUP_MAX: usize = 32;
 
 type Manager = <Sqlite as Database>::TransactionManager;
+
+tokio::task_local! {
+    /// How long the work [`Writer::transact`] queues from this task may
+    /// wait for company; see [`lingering`].
+    static LINGER: Duration;
+}
+
+/// Runs `fut` with the work it queues through [`Writer::transact`] allowed
+/// to wait up to `linger` for other work to share its commit (see the
+/// module docs). Zero: no waiting, as outside.
+pub async fn lingering<F: Future>(linger: Duration, fut: F) -> F::Output {
+    LINGER.scope(linger, fut).await
+}
 
 /// The writing connection of one database; clones share it.
 #[derive(Clone)]
@@ -124,6 +148,11 @@ impl Writer {
         let piece = Box::new(Piece {
             data,
             work,
+            linger_until: LINGER
+                .try_with(|linger| *linger)
+                .ok()
+                .filter(|linger| !linger.is_zero())
+                .map(|linger| Instant::now() + linger),
             span: tracing::Span::current(),
             result: None,
             reply: Some(reply),
@@ -198,11 +227,15 @@ trait Pending: Send {
     fn finish(self: Box<Self>, ended: Result<(), sqlx::Error>);
     /// The caller stopped waiting.
     fn abandoned(&self) -> bool;
+    /// Until when a group may wait for more work on this piece's account;
+    /// `None`: it may not wait at all.
+    fn linger_until(&self) -> Option<Instant>;
 }
 
 struct Piece<D, T, E, F> {
     data: D,
     work: F,
+    linger_until: Option<Instant>,
     /// The caller's span, so what the work logs is logged where it was
     /// asked for.
     span: tracing::Span,
@@ -248,6 +281,10 @@ where
     fn abandoned(&self) -> bool {
         self.reply.as_ref().is_none_or(oneshot::Sender::is_closed)
     }
+
+    fn linger_until(&self) -> Option<Instant> {
+        self.linger_until
+    }
 }
 
 /// The committing task of one writer: takes what is queued, does it in one
@@ -255,12 +292,25 @@ where
 async fn commit_groups(source: Source, mut queue: mpsc::UnboundedReceiver<Box<dyn Pending>>) {
     let mut group: Vec<Box<dyn Pending>> = Vec::with_capacity(GROUP_MAX);
     while let Some(first) = queue.recv().await {
+        // The group may wait as long as its first piece allows, and only
+        // while every piece in it allows waiting.
+        let mut until = first.linger_until();
         group.push(first);
         while group.len() < GROUP_MAX {
-            match queue.try_recv() {
-                Ok(piece) => group.push(piece),
-                Err(_) => break,
+            let piece = match queue.try_recv() {
+                Ok(piece) => piece,
+                Err(_) => match until {
+                    Some(deadline) => match tokio::time::timeout_at(deadline, queue.recv()).await {
+                        Ok(Some(piece)) => piece,
+                        Ok(None) | Err(_) => break,
+                    },
+                    None => break,
+                },
+            };
+            if piece.linger_until().is_none() {
+                until = None;
             }
+            group.push(piece);
         }
         group.retain(|piece| !piece.abandoned());
         if group.is_empty() {
@@ -616,6 +666,47 @@ mod tests {
         assert!(panicked.is_panic());
         assert_eq!(fine.await.expect("task").expect("commits"), 8);
         assert_eq!(values(&w).await, vec![7, 8, 100]);
+    }
+
+    #[tokio::test]
+    async fn lingering_work_waits_for_company_and_other_work_ends_the_wait() {
+        // Piece 1 lingers; piece 2 (failing) comes 20 ms later, within the
+        // linger: they are one group, so 1 runs twice (together, rolled
+        // back at 2, then alone).
+        let w = writer().await;
+        let linger = Duration::from_millis(500);
+        let (one, two) = (counted(1), counted(FAILS));
+        let first = tokio::spawn({
+            let (w, c) = (w.clone(), one.clone());
+            lingering(linger, async move { insert(&w, c).await })
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = lingering(linger, insert(&w, two.clone())).await;
+        assert!(second.is_err(), "piece 2 fails");
+        assert_eq!(first.await.expect("task").expect("commits"), 1);
+        let runs = |c: &Counted| c.runs.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!((runs(&one), runs(&two)), (2, 2), "one group, then alone");
+
+        // A lingering piece, then one that does not linger: the second
+        // ends the wait, so both are answered long before the linger.
+        let started = Instant::now();
+        let first = tokio::spawn({
+            let w = w.clone();
+            lingering(Duration::from_secs(30), async move {
+                insert(&w, counted(3)).await
+            })
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(insert(&w, counted(4)).await.expect("commits"), 4);
+        assert_eq!(first.await.expect("task").expect("commits"), 3);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(values(&w).await, vec![1, 3, 4]);
+
+        // Alone, a lingering piece commits once its linger is up.
+        let started = Instant::now();
+        let alone = lingering(Duration::from_millis(100), insert(&w, counted(5))).await;
+        assert_eq!(alone.expect("commits"), 5);
+        assert!(started.elapsed() >= Duration::from_millis(100));
     }
 
     #[tokio::test]
