@@ -299,13 +299,13 @@ async fn commit_groups(source: Source, mut queue: mpsc::UnboundedReceiver<Box<dy
         while group.len() < GROUP_MAX {
             let piece = match queue.try_recv() {
                 Ok(piece) => piece,
-                Err(_) => match until {
-                    Some(deadline) => match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Err(_) => {
+                    let Some(deadline) = until else { break };
+                    match tokio::time::timeout_at(deadline, queue.recv()).await {
                         Ok(Some(piece)) => piece,
                         Ok(None) | Err(_) => break,
-                    },
-                    None => break,
-                },
+                    }
+                }
             };
             if piece.linger_until().is_none() {
                 until = None;
