@@ -110,9 +110,14 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event with a fresh random id, stamped now.
+    /// A new event with a fresh id, stamped now. The id is a UUIDv7: its
+    /// leading bits are the time, so ids made later sort later, and the
+    /// indexes keyed by it (the outbox's, the processed events') take each
+    /// new one on their last page, as they would an integer key. A random
+    /// id lands on a page of its own: every event written cost one more
+    /// page in its commit's WAL frames, and one more in the page cache.
     pub fn new(event_type: EventType, order_id: i64, payload: serde_json::Value) -> Self {
-        Self::with_id(Uuid::new_v4(), event_type, order_id, now_ms(), payload)
+        Self::with_id(Uuid::now_v7(), event_type, order_id, now_ms(), payload)
     }
 
     /// An event with a given id and time: for replays, tests, and events
