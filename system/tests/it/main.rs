@@ -8,6 +8,7 @@
 //! - `oneshot`: every service's router in process (`tower`'s `oneshot`,
 //!   no sockets): routing, validation and the JSON error shape, the happy
 //!   paths, `/health` and `/info`, the gateway's key, limit and registry.
+//! - `migrations`: the migrations that rebuild a table holding rows.
 //! - `sync_saga`: the synchronous order flow, end to end on loopback.
 //! - `common`: start the whole system on loopback, and talk to it.
 //!
@@ -15,5 +16,6 @@
 
 mod breaker;
 mod common;
+mod migrations;
 mod oneshot;
 mod sync_saga;
