@@ -76,8 +76,9 @@ pub struct EventsConfig {
     pub linger: Duration,
     /// How long a consumer's handler may wait for the other handlers of
     /// its batch to share its commit (see
-    /// `gauntlet_events::consumer::DEFAULT_WRITE_LINGER`). `"0s"`: each
-    /// handler's write commits as soon as the writer is free.
+    /// `gauntlet_events::consumer::DEFAULT_WRITE_LINGER`), and an outbox
+    /// relay's marking of the rows it published for other writes to share
+    /// its. `"0s"`: each such write commits as soon as the writer is free.
     #[serde(with = "humantime_serde")]
     pub write_linger: Duration,
 }
@@ -280,6 +281,7 @@ impl Bus {
                 // the process that wrote it.
                 interval: RELAY_IDLE_INTERVAL,
                 linger: config.linger,
+                write_linger: config.write_linger,
                 share,
                 ..RelaySettings::default()
             },

@@ -37,7 +37,7 @@ use crate::event::{now_ms, Event, EVENT_ID_HEADER};
 use crate::producer::EventProducer;
 use crate::share::Share;
 use crate::trace;
-use crate::writer::Writer;
+use crate::writer::{lingering, Writer};
 use tracing::Instrument;
 
 /// The table, for a service's migrations (include the same text) or for
@@ -135,6 +135,11 @@ pub struct RelaySettings {
     pub batch: u32,
     /// See [`DEFAULT_LINGER`]; zero reads as soon as told.
     pub linger: Duration,
+    /// How long marking a round's rows sent may wait for other writes to
+    /// the database to share its commit (see [`crate::writer::lingering`]);
+    /// by default as long as a consumer's handlers wait. Zero: it commits
+    /// as soon as the writer is free.
+    pub write_linger: Duration,
     /// See [`DEFAULT_RETRY_BASE`].
     pub retry_base: Duration,
     /// See [`DEFAULT_RETRY_MAX`].
@@ -154,6 +159,7 @@ impl Default for RelaySettings {
             interval: DEFAULT_INTERVAL,
             batch: DEFAULT_BATCH,
             linger: DEFAULT_LINGER,
+            write_linger: crate::consumer::DEFAULT_WRITE_LINGER,
             retry_base: DEFAULT_RETRY_BASE,
             retry_max: DEFAULT_RETRY_MAX,
             seed: 1,
@@ -413,13 +419,23 @@ impl OutboxRelay {
         if ids.is_empty() {
             return Ok(());
         }
-        // One statement for the round, the ids as a JSON array.
+        // One statement for the round, the ids as a JSON array, committed
+        // with whatever else the database is writing meanwhile (a
+        // consumer's handlers, the next order): a crash before that commit
+        // publishes the round again, which consumers absorb.
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        sqlx::query("UPDATE outbox SET sent_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))")
-            .bind(now_ms())
-            .bind(list)
-            .execute(&mut *self.writer.acquire().await?)
-            .await
-            .map(|_| ())
+        let mark = self.writer.transact((now_ms(), list), |(at, list), conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE outbox SET sent_at = ?1 WHERE id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(*at)
+                .bind(list.as_str())
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+            })
+        });
+        lingering(self.settings.write_linger, mark).await
     }
 }

@@ -23,9 +23,10 @@
 //! piece fails alone and never takes the others' effects with it.
 //!
 //! Work that can wait a little says so with [`lingering`], as a consumer
-//! does around its handlers: a group made only of such work waits up to
-//! that long after its first piece was queued for more to join it, like a
-//! Kafka producer's `linger.ms`. The handlers of one fetched batch then
+//! does around its handlers and an outbox relay around marking the rows it
+//! published: a group made only of such work waits up to that long after
+//! its first piece was queued for more to join it, like a Kafka producer's
+//! `linger.ms`. The handlers of one fetched batch then
 //! share a commit even at low rates, where none would pile up behind the
 //! last one. Work that does not linger (an HTTP request's write) ends the
 //! wait the moment it is queued.
