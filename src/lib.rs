@@ -9,9 +9,13 @@
 //! - `traces.rs`: the system's spans as OpenTelemetry spans, over OTLP
 //! - `run/`: a scenario from start to verdict (`gauntlet run`)
 //! - `cmd/`: the subcommands (`run`, `validate`, `serve`, `proxy`)
+//!
+//! Programs that link it allocate with mimalloc (see `ALLOCATOR`).
 
 pub mod run;
 pub mod stack;
+pub mod timeline;
+pub mod traces;
 
 /// The allocator of every program built on this library: `gauntlet` itself
 /// and its benches. The process runs a broker, eight services, their
@@ -21,6 +25,3 @@ pub mod stack;
 /// allocator, much of it consolidating and unlinking free chunks.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-pub mod timeline;
-pub mod traces;
