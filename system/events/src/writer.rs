@@ -26,10 +26,10 @@
 //! does around its handlers and an outbox relay around marking the rows it
 //! published: a group made only of such work waits up to that long after
 //! its first piece was queued for more to join it, like a Kafka producer's
-//! `linger.ms`. The handlers of one fetched batch then
-//! share a commit even at low rates, where none would pile up behind the
-//! last one. Work that does not linger (an HTTP request's write) ends the
-//! wait the moment it is queued.
+//! `linger.ms`. The handlers of one fetched batch then share a commit even
+//! at low rates, where none would pile up behind the last one. Work that
+//! does not linger (an HTTP request's write) ends the wait the moment it
+//! is queued.
 //!
 //! A pool still converts into a [`Writer`] (one connection at a time is the
 //! caller's to arrange then), for code that has only a pool.
